@@ -1,0 +1,291 @@
+//! The master: a single-threaded loop with no async runtime and no Python in
+//! signal handlers.
+//!
+//! Each turn waits for an [`Event`] (signal bytes from the self-pipe) or a boot
+//! report from a worker, handles it, reaps children, then reconciles the worker
+//! count. READY=1 goes to systemd only once every configured worker has loaded
+//! the app and can serve — not when the master starts, as Gunicorn does.
+//!
+//! Stops: TERM is graceful (workers stop accepting and finish in-flight requests
+//! within `graceful_timeout`, then are killed); INT and QUIT are quick. A worker
+//! exiting with 3 (boot) or 4 (app load) halts the master with that status
+//! instead of respawning it in a loop.
+
+pub mod signals;
+mod spawn;
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::listen::Listener;
+use crate::systemd::notify::Notifier;
+use crate::worker::WorkerExit;
+use signals::{Event, SignalPipe};
+
+/// How long the master sleeps between turns when nothing happens.
+const TICK: Duration = Duration::from_millis(1000);
+
+/// One live worker, as the master tracks it.
+struct WorkerState {
+    /// Has reported that its app is loaded.
+    booted: bool,
+}
+
+/// Where the master is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Keeping `workers` workers alive.
+    Running,
+    /// Waiting for workers to exit; kill the rest at the deadline.
+    Stopping { deadline: Instant, graceful: bool },
+}
+
+/// The master process state.
+pub struct Arbiter {
+    config: Config,
+    listeners: Vec<Listener>,
+    workers: HashMap<Pid, WorkerState>,
+    signals: SignalPipe,
+    /// Workers write their pid here once the app is loaded (one atomic write each).
+    booted_read: OwnedFd,
+    booted_write: OwnedFd,
+    notifier: Notifier,
+    ready_sent: bool,
+    phase: Phase,
+}
+
+impl Arbiter {
+    /// Take ownership of the listeners and the master's signal pipe.
+    ///
+    /// # Errors
+    /// pipe2(2) failed.
+    pub fn new(
+        config: Config,
+        listeners: Vec<Listener>,
+        signals: SignalPipe,
+        notifier: Notifier,
+    ) -> nix::Result<Arbiter> {
+        let (booted_read, booted_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+        Ok(Arbiter {
+            config,
+            listeners,
+            workers: HashMap::new(),
+            signals,
+            booted_read,
+            booted_write,
+            notifier,
+            ready_sent: false,
+            phase: Phase::Running,
+        })
+    }
+
+    /// Run until stopped; returns the process exit status.
+    pub fn run(mut self) -> i32 {
+        loop {
+            if let Phase::Running = self.phase {
+                self.spawn_missing();
+            }
+            self.wait_for_activity();
+            for event in self.signals.drain() {
+                match event {
+                    Event::Term => self.stop(true),
+                    Event::Int | Event::Quit => self.stop(false),
+                    Event::Chld => {}
+                    other => crate::log::debug(&format!("ignoring {other:?} (not supported yet)")),
+                }
+            }
+            if let Some(code) = self.reap() {
+                return self.halt(code);
+            }
+            self.read_boot_reports();
+            if let Phase::Stopping { deadline, .. } = self.phase {
+                if self.workers.is_empty() {
+                    crate::log::info("Shutting down: Master");
+                    return 0;
+                }
+                if Instant::now() >= deadline {
+                    self.signal_all(Signal::SIGKILL);
+                }
+            }
+        }
+    }
+
+    fn spawn_missing(&mut self) {
+        while self.workers.len() < self.config.workers {
+            let close_in_child = [self.signals.fd(), self.booted_read.as_raw_fd()];
+            match spawn::spawn_worker(
+                &self.config,
+                &self.listeners,
+                &self.booted_write,
+                &close_in_child,
+            ) {
+                Ok(pid) => {
+                    self.workers.insert(pid, WorkerState { booted: false });
+                }
+                Err(e) => {
+                    crate::log::error(&format!("fork failed: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sleep until a signal, a boot report, or the next tick.
+    fn wait_for_activity(&self) {
+        let mut fds = [
+            nix::poll::PollFd::new(self.signals_fd(), nix::poll::PollFlags::POLLIN),
+            nix::poll::PollFd::new(self.booted_read.as_fd(), nix::poll::PollFlags::POLLIN),
+        ];
+        let timeout = match self.phase {
+            Phase::Stopping { deadline, .. } => deadline
+                .saturating_duration_since(Instant::now())
+                .min(TICK)
+                .max(Duration::from_millis(10)),
+            Phase::Running => TICK,
+        };
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+    }
+
+    fn signals_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        // SAFETY: the pipe's read end lives as long as `self.signals`.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.signals.fd()) }
+    }
+
+    /// Begin a graceful (TERM) or quick (INT/QUIT) stop.
+    fn stop(&mut self, graceful: bool) {
+        if let Phase::Stopping { graceful: was, .. } = self.phase {
+            if was && !graceful {
+                // A second, impatient signal turns a graceful stop into a quick one.
+                self.signal_all(Signal::SIGQUIT);
+                self.phase = Phase::Stopping {
+                    deadline: Instant::now() + Duration::from_secs(1),
+                    graceful: false,
+                };
+            }
+            return;
+        }
+        crate::log::info(if graceful {
+            "Handling signal: term"
+        } else {
+            "Handling signal: int"
+        });
+        self.notifier.stopping();
+        // Our copies of the sockets close now; workers close theirs as they stop
+        // accepting, so the kernel refuses new connections once all are gone.
+        self.listeners.clear();
+        let (sig, wait) = if graceful {
+            (
+                Signal::SIGTERM,
+                Duration::from_secs(self.config.graceful_timeout),
+            )
+        } else {
+            (Signal::SIGQUIT, Duration::from_secs(1))
+        };
+        self.signal_all(sig);
+        self.phase = Phase::Stopping {
+            deadline: Instant::now() + wait,
+            graceful,
+        };
+    }
+
+    fn signal_all(&self, sig: Signal) {
+        for pid in self.workers.keys() {
+            let _ = kill(*pid, sig);
+        }
+    }
+
+    /// Reap exited children. Returns an exit status when the master must halt.
+    fn reap(&mut self) -> Option<i32> {
+        let mut halt = None;
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    if self.workers.remove(&pid).is_none() {
+                        continue;
+                    }
+                    match WorkerExit::from_code(code) {
+                        Some(WorkerExit::AppLoadError) => {
+                            crate::log::error(&format!(
+                                "Worker (pid:{pid}) failed to load the application"
+                            ));
+                            halt = Some(WorkerExit::AppLoadError as i32);
+                        }
+                        Some(WorkerExit::BootError) => {
+                            crate::log::error(&format!("Worker (pid:{pid}) failed to boot"));
+                            halt = Some(WorkerExit::BootError as i32);
+                        }
+                        Some(WorkerExit::Ok) if self.phase == Phase::Running => {
+                            crate::log::warning(&format!("Worker (pid:{pid}) exited unexpectedly"));
+                        }
+                        Some(WorkerExit::Ok) => {}
+                        None => crate::log::error(&format!(
+                            "Worker (pid:{pid}) exited with code {code}"
+                        )),
+                    }
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    if self.workers.remove(&pid).is_some() && self.phase == Phase::Running {
+                        crate::log::error(&format!("Worker (pid:{pid}) was sent {sig}!"));
+                    }
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        halt
+    }
+
+    /// Mark workers that reported a loaded app; send READY=1 when all have.
+    fn read_boot_reports(&mut self) {
+        let mut buf = [0u8; 4 * 64];
+        while let Ok(n) = nix::unistd::read(&self.booted_read, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            for chunk in buf[..n].chunks_exact(4) {
+                let pid = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                if let Some(w) = self.workers.get_mut(&Pid::from_raw(pid as i32)) {
+                    w.booted = true;
+                }
+            }
+        }
+        let booted = self.workers.values().filter(|w| w.booted).count();
+        if !self.ready_sent && self.phase == Phase::Running && booted >= self.config.workers {
+            self.ready_sent = true;
+            self.notifier.ready(&self.status_line(booted));
+            crate::log::info(&format!("Ready: {booted} worker(s) serving"));
+        }
+    }
+
+    fn status_line(&self, booted: usize) -> String {
+        format!("{booted}/{} workers serving", self.config.workers)
+    }
+
+    /// Stop everything after a fatal worker exit and return `code`.
+    fn halt(&mut self, code: i32) -> i32 {
+        let reason = if code == WorkerExit::AppLoadError as i32 {
+            "App failed to load."
+        } else {
+            "Worker failed to boot."
+        };
+        crate::log::info(&format!("Shutting down: Master\nReason: {reason}"));
+        self.notifier.stopping();
+        self.signal_all(Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(self.config.graceful_timeout.min(5));
+        while !self.workers.is_empty() && Instant::now() < deadline {
+            self.wait_for_activity();
+            let _ = self.reap();
+        }
+        self.signal_all(Signal::SIGKILL);
+        self.listeners.clear();
+        code
+    }
+}

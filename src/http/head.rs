@@ -1,0 +1,1064 @@
+//! Request heads: the request line and header section of one HTTP/1.x request
+//! (RFC 9112 §2.2, §3, §5), and the body framing they imply (RFC 9112 §6.1, §6.3).
+//!
+//! This module owns gunicorn's `limit_request_line`, `limit_request_fields` and
+//! `limit_request_field_size` semantics, and bounds how much of an incomplete
+//! head a client can make the server buffer. It does not read sockets, decode
+//! bodies (see `body`) or build the WSGI environ (see `wsgi/`).
+//!
+//! Tokenising is done by `httparse` on the hot path; our own code only runs on
+//! its results, on incomplete input and on errors (to say precisely what was
+//! wrong). Choices beyond the RFC's MUSTs:
+//! - bare LF is accepted as a line ending in the head, as RFC 9112 §2.2 allows;
+//! - obsolete line folding is rejected (RFC 9112 §5.2 allows either);
+//! - a missing `Host` is not rejected, matching gunicorn;
+//! - the request-target may carry UTF-8 beyond ASCII, as `httparse` allows.
+
+use std::mem::MaybeUninit;
+
+use memchr::{memchr, memchr_iter, memchr2};
+
+use crate::http::error::{ParseError, excerpt};
+
+/// gunicorn's hard cap on header fields; `limit_request_fields = 0` means this.
+pub const MAX_HEADERS: usize = 32768;
+/// Per-line size assumed when sizing the head budget for a limit of 0, as
+/// gunicorn's `max_buffer_headers` does.
+const UNLIMITED_LINE_BUDGET: usize = 8190;
+/// Cap on a buffered head when any limit is 0 (unlimited).
+const UNLIMITED_HEAD_CAP: usize = 1 << 20;
+/// Header slots parsed on the stack; requests with more grow a heap array.
+const STACK_HEADERS: usize = 100;
+
+/// Request head limits, with gunicorn's setting names and meanings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// `limit_request_line`: longest request line in bytes, CRLF excluded; 0 = unlimited.
+    pub request_line: usize,
+    /// `limit_request_fields`: most header fields; 0 (or above 32768) = 32768.
+    pub fields: usize,
+    /// `limit_request_field_size`: longest header line in bytes, CRLF excluded; 0 = unlimited.
+    pub field_size: usize,
+}
+
+impl Default for Limits {
+    /// gunicorn's defaults: 4094, 100, 8190.
+    fn default() -> Self {
+        Limits {
+            request_line: 4094,
+            fields: 100,
+            field_size: 8190,
+        }
+    }
+}
+
+impl Limits {
+    /// The effective field count limit: `fields`, with 0 and values above
+    /// [`MAX_HEADERS`] meaning [`MAX_HEADERS`], as in gunicorn.
+    pub fn max_fields(&self) -> usize {
+        if self.fields == 0 || self.fields > MAX_HEADERS {
+            MAX_HEADERS
+        } else {
+            self.fields
+        }
+    }
+
+    /// Most bytes an incomplete head may occupy before [`parse`] gives up with
+    /// [`ParseError::HeadTooLarge`]: one maximal request line plus the maximal
+    /// number of maximal header lines. When any limit is 0 the budget is capped
+    /// at 1 MiB so "unlimited" never means unbounded memory. Workers may also use
+    /// this to size read buffers.
+    pub fn head_budget(&self) -> usize {
+        let line = nonzero_or(self.request_line, UNLIMITED_LINE_BUDGET);
+        let field = nonzero_or(self.field_size, UNLIMITED_LINE_BUDGET);
+        let budget = line
+            .saturating_add(2)
+            .saturating_add(self.max_fields().saturating_mul(field.saturating_add(2)))
+            .saturating_add(2);
+        if self.request_line == 0 || self.field_size == 0 || self.fields == 0 {
+            budget.min(UNLIMITED_HEAD_CAP)
+        } else {
+            budget
+        }
+    }
+}
+
+fn nonzero_or(value: usize, fallback: usize) -> usize {
+    if value == 0 { fallback } else { value }
+}
+
+/// The HTTP versions this server speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// HTTP/1.0: no chunked bodies, keep-alive only on request.
+    Http10,
+    /// HTTP/1.1: persistent by default.
+    Http11,
+}
+
+impl Version {
+    /// The protocol string as written on the wire: `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// How the request body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No Content-Length and no Transfer-Encoding: no body.
+    Empty,
+    /// Exactly this many bytes follow (possibly 0).
+    Length(u64),
+    /// Chunked transfer coding (RFC 9112 §7.1).
+    Chunked,
+}
+
+/// One parsed request head, owning its strings so the read buffer can be reused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    /// The method as sent, case preserved (methods are case-sensitive).
+    pub method: String,
+    /// The raw request-target, which becomes `RAW_URI`.
+    pub target: String,
+    /// Protocol version from the request line.
+    pub version: Version,
+    /// Header fields in order: name as sent, value with surrounding OWS trimmed.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Body framing derived from Content-Length / Transfer-Encoding.
+    pub body: BodyKind,
+    /// Whether the client allows the connection to persist after this request:
+    /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
+    /// `Connection: keep-alive` (and no `close`).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on an HTTP/1.1 request: send 100 before reading the body.
+    pub expect_continue: bool,
+}
+
+impl RequestHead {
+    /// The path of the target: origin-form up to `?` or `#`; for absolute-form
+    /// (`http://h:p/x?y`) the part after the authority (`/x`, or `""` when
+    /// there is none); `"*"` for asterisk-form; `""` for authority-form.
+    pub fn path(&self) -> &str {
+        let t = self.target.as_str();
+        let from_path = if t.starts_with('/') || t == "*" {
+            t
+        } else if let Some(rest) = after_scheme(t) {
+            // Cutting at an ASCII byte keeps the str boundary valid.
+            match memchr::memchr3(b'/', b'?', b'#', rest.as_bytes()) {
+                Some(i) => &rest[i..],
+                None => "",
+            }
+        } else {
+            ""
+        };
+        let end = memchr2(b'?', b'#', from_path.as_bytes()).unwrap_or(from_path.len());
+        &from_path[..end]
+    }
+
+    /// The query: after the first `?`, before any `#`; `""` when there is none.
+    pub fn query(&self) -> &str {
+        let t = self.target.as_bytes();
+        let end = memchr(b'#', t).unwrap_or(t.len());
+        match memchr(b'?', &t[..end]) {
+            Some(q) => &self.target[q + 1..end],
+            None => "",
+        }
+    }
+
+    /// The value of the first header named `name`, compared ASCII
+    /// case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Parse one request head from the start of `buf`.
+///
+/// Returns `Ok(None)` when more bytes are needed, or `Ok(Some((head,
+/// consumed)))` where `consumed` counts the head bytes including the final blank
+/// line and any empty lines skipped before the request line (RFC 9112 §2.2).
+/// Bytes after `consumed` (body, pipelined requests) are left alone.
+///
+/// # Errors
+///
+/// Any [`ParseError`] about the head; limits are enforced on incomplete input
+/// too, so a client cannot make the caller buffer more than
+/// [`Limits::head_budget`] bytes waiting for a head.
+pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    let skipped = empty_line_prefix(buf);
+    let rest = &buf[skipped..];
+    check_request_line_length(rest, limits.request_line)?;
+
+    let fields = limits.max_fields();
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut slots = fields.min(STACK_HEADERS);
+    let mut attempt = parse_with(rest, &mut stack[..slots], limits)?;
+    // Only requests that really carry more than STACK_HEADERS fields pay for a
+    // heap array; growing by 4x keeps re-parses logarithmic.
+    while matches!(attempt, Attempt::SlotsFull) && slots < fields {
+        slots = slots.saturating_mul(4).min(fields);
+        let mut heap = Vec::with_capacity(slots);
+        heap.resize_with(slots, MaybeUninit::uninit);
+        attempt = parse_with(rest, &mut heap, limits)?;
+    }
+    match attempt {
+        Attempt::Complete(head, len) => Ok(Some((head, skipped + len))),
+        Attempt::Partial => {
+            check_partial(buf.len(), rest, limits)?;
+            Ok(None)
+        }
+        Attempt::SlotsFull => Err(ParseError::TooManyHeaders { limit: fields }),
+    }
+}
+
+/// What one `httparse` pass with a given number of header slots produced.
+enum Attempt {
+    Complete(RequestHead, usize),
+    Partial,
+    SlotsFull,
+}
+
+fn parse_with<'b>(
+    rest: &'b [u8],
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+    limits: &Limits,
+) -> Result<Attempt, ParseError> {
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(rest, slots) {
+        Ok(httparse::Status::Complete(len)) => {
+            Ok(Attempt::Complete(build(&req, rest, limits)?, len))
+        }
+        Ok(httparse::Status::Partial) => Ok(Attempt::Partial),
+        Err(httparse::Error::TooManyHeaders) => Ok(Attempt::SlotsFull),
+        Err(e) => Err(classify(rest, e)),
+    }
+}
+
+/// Length of the run of empty lines (CRLF or bare LF) at the start of `buf`.
+fn empty_line_prefix(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        match buf.get(i..) {
+            Some([b'\r', b'\n', ..]) => i += 2,
+            Some([b'\n', ..]) => i += 1,
+            _ => return i,
+        }
+    }
+}
+
+/// Enforce `limit_request_line` looking at no more than `limit + 2` bytes, so
+/// an overlong line is refused before its end arrives.
+fn check_request_line_length(rest: &[u8], limit: usize) -> Result<(), ParseError> {
+    if limit == 0 {
+        return Ok(());
+    }
+    let window = &rest[..rest.len().min(limit.saturating_add(2))];
+    let too_long = match memchr(b'\n', window) {
+        Some(lf) => line_len(&window[..lf]) > limit,
+        None => window.len() >= limit.saturating_add(2),
+    };
+    if too_long {
+        return Err(ParseError::RequestLineTooLong { limit });
+    }
+    Ok(())
+}
+
+/// Length of a line without its LF, not counting a trailing CR.
+fn line_len(line: &[u8]) -> usize {
+    line.len() - usize::from(line.last() == Some(&b'\r'))
+}
+
+/// Limits on an incomplete head: total size, and each complete or growing
+/// header line, so an oversized head fails as soon as it is known to.
+fn check_partial(buffered: usize, rest: &[u8], limits: &Limits) -> Result<(), ParseError> {
+    let budget = limits.head_budget();
+    if buffered > budget {
+        return Err(ParseError::HeadTooLarge { limit: budget });
+    }
+    let Some(request_lf) = memchr(b'\n', rest) else {
+        return Ok(());
+    };
+    let section = &rest[request_lf + 1..];
+    let fields = limits.max_fields();
+    let mut count = 0;
+    let mut start = 0;
+    for lf in memchr_iter(b'\n', section) {
+        check_field_len(line_len(&section[start..lf]), limits.field_size)?;
+        count += 1;
+        if count > fields {
+            return Err(ParseError::TooManyHeaders { limit: fields });
+        }
+        start = lf + 1;
+    }
+    check_field_len(line_len(&section[start..]), limits.field_size)
+}
+
+fn check_field_len(len: usize, limit: usize) -> Result<(), ParseError> {
+    if limit != 0 && len > limit {
+        return Err(ParseError::HeaderTooLarge { limit });
+    }
+    Ok(())
+}
+
+/// Length of the header line `name: value` as it appeared in the buffer,
+/// trailing OWS excluded.
+fn field_line_len(h: &httparse::Header<'_>) -> usize {
+    // Both slices point into the same line of the input buffer. An empty value
+    // may point elsewhere, so then name and colon are the measure.
+    let start = h.name.as_ptr() as usize;
+    let end = h.value.as_ptr() as usize + h.value.len();
+    match end.checked_sub(start) {
+        Some(len) if !h.value.is_empty() => len,
+        _ => h.name.len() + 1,
+    }
+}
+
+/// Turn a complete `httparse` result into an owned head, applying field size
+/// limits and the framing and connection rules.
+fn build(
+    req: &httparse::Request<'_, '_>,
+    rest: &[u8],
+    limits: &Limits,
+) -> Result<RequestHead, ParseError> {
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(ParseError::InvalidRequestLine(excerpt(rest)));
+    };
+    check_target(method, target)?;
+    let version = if minor == 1 {
+        Version::Http11
+    } else {
+        Version::Http10
+    };
+
+    let mut fields = FieldFacts::default();
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        check_field_len(field_line_len(h), limits.field_size)?;
+        fields.observe(h.name, h.value)?;
+        headers.push((h.name.to_owned(), h.value.to_vec()));
+    }
+
+    let body = fields.body_kind(version)?;
+    let keep_alive = match version {
+        Version::Http11 => !fields.close,
+        Version::Http10 => fields.keep_alive && !fields.close,
+    };
+    Ok(RequestHead {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        version,
+        headers,
+        body,
+        keep_alive,
+        expect_continue: version == Version::Http11 && fields.expect_continue,
+    })
+}
+
+/// What the framing- and connection-relevant header fields said, gathered in
+/// one pass over the fields.
+#[derive(Default)]
+struct FieldFacts {
+    content_length: Option<u64>,
+    /// Some transfer-encoding field was present, even an empty one.
+    te_present: bool,
+    /// `chunked` was the last coding seen so far.
+    te_chunked_last: bool,
+    /// A coding other than `chunked` appeared before it (the first such value).
+    te_other: Option<String>,
+    /// A coding followed `chunked`, or `chunked` repeated (the offending value).
+    te_invalid: Option<String>,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+impl FieldFacts {
+    fn observe(&mut self, name: &str, value: &[u8]) -> Result<(), ParseError> {
+        // Dispatch on length first: most fields are none of these.
+        match name.len() {
+            14 if name.eq_ignore_ascii_case("content-length") => self.content_length(value),
+            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
+                self.transfer_encoding(value);
+                Ok(())
+            }
+            10 if name.eq_ignore_ascii_case("connection") => {
+                for token in list_elements(value) {
+                    self.close |= token.eq_ignore_ascii_case(b"close");
+                    self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+                Ok(())
+            }
+            6 if name.eq_ignore_ascii_case("expect") => {
+                self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// RFC 9112 §6.3 rule 5: a list of identical values is that value; anything
+    /// else that is not one plain decimal is an error.
+    fn content_length(&mut self, value: &[u8]) -> Result<(), ParseError> {
+        for element in value.split(|&b| b == b',') {
+            let n = parse_decimal(element.trim_ascii())
+                .ok_or_else(|| ParseError::InvalidContentLength(excerpt(value)))?;
+            match self.content_length {
+                Some(seen) if seen != n => {
+                    return Err(ParseError::ConflictingLength(excerpt(value)));
+                }
+                _ => self.content_length = Some(n),
+            }
+        }
+        Ok(())
+    }
+
+    /// Codings accumulate across repeated fields in order (RFC 9110 §5.3).
+    fn transfer_encoding(&mut self, value: &[u8]) {
+        self.te_present = true;
+        for coding in list_elements(value) {
+            if self.te_chunked_last {
+                self.te_invalid.get_or_insert_with(|| excerpt(value));
+            }
+            self.te_chunked_last = coding.eq_ignore_ascii_case(b"chunked");
+            if !self.te_chunked_last {
+                self.te_other.get_or_insert_with(|| excerpt(coding));
+            }
+        }
+    }
+
+    fn body_kind(&self, version: Version) -> Result<BodyKind, ParseError> {
+        if !self.te_present {
+            return Ok(self
+                .content_length
+                .map_or(BodyKind::Empty, BodyKind::Length));
+        }
+        if version == Version::Http10 {
+            return Err(ParseError::TransferEncodingInHttp10);
+        }
+        if self.content_length.is_some() {
+            return Err(ParseError::LengthWithTransferEncoding);
+        }
+        if let Some(value) = &self.te_invalid {
+            return Err(ParseError::InvalidTransferEncoding(value.clone()));
+        }
+        if !self.te_chunked_last {
+            // Final coding is not chunked: length undeterminable, a MUST-400.
+            let value = self.te_other.clone().unwrap_or_default();
+            return Err(ParseError::InvalidTransferEncoding(value));
+        }
+        if let Some(coding) = &self.te_other {
+            return Err(ParseError::UnsupportedTransferEncoding(coding.clone()));
+        }
+        Ok(BodyKind::Chunked)
+    }
+}
+
+/// Non-empty, OWS-trimmed elements of a comma-separated field value.
+fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|e| !e.is_empty())
+}
+
+/// A non-empty run of ASCII digits that fits in `u64`; no sign, no spaces.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+pub fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// The request-target must be in one of the four forms of RFC 9112 §3.2.
+fn check_target(method: &str, target: &str) -> Result<(), ParseError> {
+    let valid = target.starts_with('/')
+        || target == "*"
+        || after_scheme(target).is_some()
+        || (method == "CONNECT" && !target.is_empty());
+    if valid {
+        Ok(())
+    } else {
+        Err(ParseError::InvalidTarget(excerpt(target.as_bytes())))
+    }
+}
+
+/// For an absolute-form target `scheme://rest`, the `rest`.
+fn after_scheme(target: &str) -> Option<&str> {
+    let colon = memchr(b':', target.as_bytes())?;
+    let (scheme, rest) = target.split_at(colon);
+    let mut bytes = scheme.bytes();
+    let first_alpha = bytes.next().is_some_and(|b| b.is_ascii_alphabetic());
+    let scheme_ok =
+        first_alpha && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if !scheme_ok {
+        return None;
+    }
+    rest.strip_prefix("://")
+}
+
+/// Turn an `httparse` error into a precise [`ParseError`]. Runs only on the
+/// error path, so it can afford to re-scan.
+fn classify(rest: &[u8], err: httparse::Error) -> ParseError {
+    let request_lf = memchr(b'\n', rest);
+    let line_ok = request_lf.is_some_and(|lf| {
+        // With no bytes after the request line, httparse stops at Partial
+        // unless the line itself is bad.
+        httparse::Request::new(&mut []).parse(&rest[..=lf]).is_ok()
+    });
+    match (err, request_lf) {
+        (
+            httparse::Error::HeaderName | httparse::Error::HeaderValue | httparse::Error::NewLine,
+            Some(lf),
+        ) if line_ok => invalid_header(&rest[lf + 1..]),
+        _ => classify_request_line(&rest[..request_lf.unwrap_or(rest.len())]),
+    }
+}
+
+/// Find the first malformed line of a header section and quote it.
+fn invalid_header(section: &[u8]) -> ParseError {
+    let bad = section.split(|&b| b == b'\n').find(|line| {
+        let line = &line[..line_len(line)];
+        let Some(colon) = memchr(b':', line) else {
+            return !line.is_empty();
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        name.is_empty()
+            || !name.iter().all(|&b| is_token_byte(b))
+            || value.iter().any(|&b| b != b'\t' && (b < b' ' || b == 0x7f))
+    });
+    ParseError::InvalidHeader(excerpt(bad.unwrap_or(section)))
+}
+
+/// Say which part of a rejected request line is wrong.
+fn classify_request_line(line: &[u8]) -> ParseError {
+    let line = &line[..line_len(line)];
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let method = parts.next().unwrap_or_default();
+    if method.is_empty() || !method.iter().all(|&b| is_token_byte(b)) {
+        return ParseError::InvalidMethod(excerpt(method));
+    }
+    let target = parts.next().unwrap_or_default();
+    let target_bytes_ok =
+        target.iter().all(|&b| b > b' ' && b != 0x7f) && std::str::from_utf8(target).is_ok();
+    if !target_bytes_ok {
+        return ParseError::InvalidTarget(excerpt(target));
+    }
+    if let Some(version) = parts.next()
+        && let [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] = version
+        && major.is_ascii_digit()
+        && minor.is_ascii_digit()
+        && !matches!(version, b"HTTP/1.0" | b"HTTP/1.1")
+    {
+        return ParseError::UnsupportedVersion(excerpt(version));
+    }
+    ParseError::InvalidRequestLine(excerpt(line))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_default(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError> {
+        parse(buf, &Limits::default())
+    }
+
+    fn head(buf: &[u8]) -> RequestHead {
+        match parse_default(buf) {
+            Ok(Some((head, len))) => {
+                assert_eq!(len, buf.len());
+                head
+            }
+            other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    fn err(buf: &[u8]) -> ParseError {
+        match parse_default(buf) {
+            Err(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_get_parses() {
+        let h =
+            head(b"GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nX-Thing:  v a l  \r\n\r\n");
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.target, "/a/b?x=1&y=2");
+        assert_eq!(h.path(), "/a/b");
+        assert_eq!(h.query(), "x=1&y=2");
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.headers.len(), 2);
+        assert_eq!(h.header("host"), Some(&b"example.com"[..]));
+        assert_eq!(h.header("X-THING"), Some(&b"v a l"[..]));
+        assert_eq!(h.headers[1].0, "X-Thing");
+        assert_eq!(h.body, BodyKind::Empty);
+        assert!(h.keep_alive);
+        assert!(!h.expect_continue);
+    }
+
+    #[test]
+    fn post_with_content_length_leaves_body_unconsumed() {
+        let buf = b"post /submit HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+        let (h, len) = parse_default(buf).unwrap().unwrap();
+        assert_eq!(h.method, "post");
+        assert_eq!(h.body, BodyKind::Length(5));
+        assert_eq!(&buf[len..], b"hello");
+    }
+
+    #[test]
+    fn pipelined_heads_parse_one_at_a_time() {
+        let buf = b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+        let (first, n) = parse_default(buf).unwrap().unwrap();
+        assert_eq!(first.target, "/1");
+        let (second, m) = parse_default(&buf[n..]).unwrap().unwrap();
+        assert_eq!(second.target, "/2");
+        assert_eq!(n + m, buf.len());
+    }
+
+    #[test]
+    fn every_prefix_of_a_head_is_incomplete() {
+        let buf = b"\r\nGET /x HTTP/1.1\r\nHost: h\r\nA: b\r\n\r\n";
+        for cut in 0..buf.len() {
+            assert_eq!(parse_default(&buf[..cut]), Ok(None), "cut at {cut}");
+        }
+        assert!(parse_default(buf).unwrap().is_some());
+    }
+
+    #[test]
+    fn leading_empty_lines_are_skipped_and_counted() {
+        let buf = b"\r\n\n\r\nGET / HTTP/1.1\r\n\r\n";
+        let (h, len) = parse_default(buf).unwrap().unwrap();
+        assert_eq!(h.target, "/");
+        assert_eq!(len, buf.len());
+    }
+
+    #[test]
+    fn bare_lf_line_endings_are_accepted() {
+        let h = head(b"GET / HTTP/1.1\nHost: h\n\n");
+        assert_eq!(h.header("host"), Some(&b"h"[..]));
+    }
+
+    #[test]
+    fn absolute_form_target_splits_path_and_query() {
+        let h = head(b"GET http://h:8080/x/y?q=1#frag HTTP/1.1\r\n\r\n");
+        assert_eq!(h.target, "http://h:8080/x/y?q=1#frag");
+        assert_eq!(h.path(), "/x/y");
+        assert_eq!(h.query(), "q=1");
+        let bare = head(b"GET https://h HTTP/1.1\r\n\r\n");
+        assert_eq!(bare.path(), "");
+        assert_eq!(bare.query(), "");
+        let query_only = head(b"GET http://h?a HTTP/1.1\r\n\r\n");
+        assert_eq!(query_only.path(), "");
+        assert_eq!(query_only.query(), "a");
+    }
+
+    #[test]
+    fn asterisk_and_authority_forms_are_accepted() {
+        let star = head(b"OPTIONS * HTTP/1.1\r\n\r\n");
+        assert_eq!(star.path(), "*");
+        let connect = head(b"CONNECT example.com:443 HTTP/1.1\r\n\r\n");
+        assert_eq!(connect.path(), "");
+        assert_eq!(connect.query(), "");
+    }
+
+    #[test]
+    fn fragment_ends_path_and_query() {
+        let h = head(b"GET /p#f?notquery HTTP/1.1\r\n\r\n");
+        assert_eq!(h.path(), "/p");
+        assert_eq!(h.query(), "");
+    }
+
+    #[test]
+    fn target_in_no_known_form_is_rejected() {
+        assert!(matches!(
+            err(b"GET foo HTTP/1.1\r\n\r\n"),
+            ParseError::InvalidTarget(_)
+        ));
+        assert!(matches!(
+            err(b"GET 1http://x/ HTTP/1.1\r\n\r\n"),
+            ParseError::InvalidTarget(_)
+        ));
+    }
+
+    #[test]
+    fn bad_request_lines_are_classified() {
+        assert!(matches!(
+            err(b"G(T / HTTP/1.1\r\n\r\n"),
+            ParseError::InvalidMethod(_)
+        ));
+        assert!(matches!(
+            err(b" / HTTP/1.1\r\n\r\n"),
+            ParseError::InvalidMethod(_)
+        ));
+        assert!(matches!(
+            err(b"GET /\x01 HTTP/1.1\r\n\r\n"),
+            ParseError::InvalidTarget(_)
+        ));
+        assert!(matches!(
+            err(b"GET  / HTTP/1.1\r\n\r\n"),
+            ParseError::InvalidRequestLine(_)
+        ));
+        assert!(matches!(
+            err(b"GET / HTTP/1.1 x\r\n\r\n"),
+            ParseError::InvalidRequestLine(_)
+        ));
+        assert!(matches!(
+            err(b"GET / FOO/1.1\r\n\r\n"),
+            ParseError::InvalidRequestLine(_)
+        ));
+        assert!(matches!(
+            err(b"GET /\r\n\r\n"),
+            ParseError::InvalidRequestLine(_)
+        ));
+    }
+
+    #[test]
+    fn other_http_versions_are_505() {
+        for line in [
+            &b"GET / HTTP/2.0\r\n\r\n"[..],
+            b"GET / HTTP/1.2\r\n\r\n",
+            b"GET / HTTP/0.9\r\n\r\n",
+        ] {
+            let e = err(line);
+            assert!(matches!(e, ParseError::UnsupportedVersion(_)), "{e:?}");
+            assert_eq!(e.status(), 505);
+        }
+    }
+
+    #[test]
+    fn bad_header_lines_are_rejected() {
+        let cases: [&[u8]; 5] = [
+            b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: b\x00c\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n",
+            b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",
+        ];
+        for case in cases {
+            let e = err(case);
+            assert!(
+                matches!(e, ParseError::InvalidHeader(ref line) if !line.is_empty()),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_line_at_limit_is_accepted() {
+        let limits = Limits {
+            request_line: 16,
+            ..Limits::default()
+        };
+        let buf = b"GET /23456789 HTTP/1.1\r\n\r\n";
+        assert!(parse(buf, &limits).is_err());
+        let buf = b"GET /2 HTTP/1.1\r\n\r\n"; // 15 bytes
+        assert!(parse(buf, &limits).unwrap().is_some());
+        let limits = Limits {
+            request_line: 15,
+            ..Limits::default()
+        };
+        assert!(parse(buf, &limits).unwrap().is_some());
+        let limits = Limits {
+            request_line: 14,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse(buf, &limits),
+            Err(ParseError::RequestLineTooLong { limit: 14 })
+        );
+    }
+
+    #[test]
+    fn request_line_over_limit_is_414_before_line_end() {
+        let limits = Limits {
+            request_line: 20,
+            ..Limits::default()
+        };
+        let mut buf = b"GET /".to_vec();
+        buf.resize(21, b'a');
+        assert_eq!(parse(&buf, &limits), Ok(None));
+        buf.push(b'a');
+        let e = parse(&buf, &limits).unwrap_err();
+        assert_eq!(e, ParseError::RequestLineTooLong { limit: 20 });
+        assert_eq!(e.status(), 414);
+    }
+
+    #[test]
+    fn unlimited_request_line_is_bounded_by_head_budget() {
+        let limits = Limits {
+            request_line: 0,
+            ..Limits::default()
+        };
+        let mut buf = b"GET /".to_vec();
+        buf.resize(100_000, b'a');
+        assert_eq!(parse(&buf, &limits), Ok(None));
+        buf.resize(limits.head_budget() + 1, b'a');
+        assert!(matches!(
+            parse(&buf, &limits),
+            Err(ParseError::HeadTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn header_line_over_field_size_is_431() {
+        let limits = Limits {
+            field_size: 10,
+            ..Limits::default()
+        };
+        assert!(
+            parse(b"GET / HTTP/1.1\r\nA: 3456789\r\n\r\n", &limits)
+                .unwrap()
+                .is_some()
+        );
+        let e = parse(b"GET / HTTP/1.1\r\nA: 34567890\r\n\r\n", &limits).unwrap_err();
+        assert_eq!(e, ParseError::HeaderTooLarge { limit: 10 });
+        assert_eq!(e.status(), 431);
+        // Still incomplete, but already known to be too long.
+        let e = parse(b"GET / HTTP/1.1\r\nA: 34567890", &limits).unwrap_err();
+        assert_eq!(e, ParseError::HeaderTooLarge { limit: 10 });
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nA: 3456789\r", &limits), Ok(None));
+        // A complete earlier line over the limit fails while the head is incomplete.
+        let e = parse(b"GET / HTTP/1.1\r\nA: 34567890\r\nB: 1", &limits).unwrap_err();
+        assert_eq!(e, ParseError::HeaderTooLarge { limit: 10 });
+    }
+
+    #[test]
+    fn too_many_headers_is_431() {
+        let limits = Limits {
+            fields: 3,
+            ..Limits::default()
+        };
+        let ok = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert!(parse(ok, &limits).unwrap().is_some());
+        let four = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+        let e = parse(four, &limits).unwrap_err();
+        assert_eq!(e, ParseError::TooManyHeaders { limit: 3 });
+        assert_eq!(e.status(), 431);
+        let partial = b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n";
+        assert_eq!(
+            parse(partial, &limits),
+            Err(ParseError::TooManyHeaders { limit: 3 })
+        );
+    }
+
+    #[test]
+    fn more_than_stack_headers_grow_to_the_limit() {
+        let mut buf = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..250 {
+            buf.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        buf.extend_from_slice(b"\r\n");
+        let limits = Limits {
+            fields: 250,
+            ..Limits::default()
+        };
+        let (h, _) = parse(&buf, &limits).unwrap().unwrap();
+        assert_eq!(h.headers.len(), 250);
+        assert_eq!(h.header("x-249"), Some(&b"249"[..]));
+        let limits = Limits {
+            fields: 249,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse(&buf, &limits),
+            Err(ParseError::TooManyHeaders { limit: 249 })
+        );
+        let limits = Limits {
+            fields: 0,
+            ..Limits::default()
+        };
+        assert!(parse(&buf, &limits).unwrap().is_some());
+    }
+
+    #[test]
+    fn incomplete_head_is_bounded() {
+        let limits = Limits {
+            request_line: 100,
+            fields: 2,
+            field_size: 20,
+        };
+        let budget = limits.head_budget();
+        assert_eq!(budget, 100 + 2 + 2 * 22 + 2);
+        let mut buf = b"\r\n".repeat(budget / 2);
+        assert_eq!(parse(&buf, &limits), Ok(None));
+        buf.extend_from_slice(b"\r\n");
+        assert_eq!(
+            parse(&buf, &limits),
+            Err(ParseError::HeadTooLarge { limit: budget })
+        );
+    }
+
+    #[test]
+    fn default_limits_match_gunicorn() {
+        let l = Limits::default();
+        assert_eq!((l.request_line, l.fields, l.field_size), (4094, 100, 8190));
+        assert_eq!(Limits { fields: 0, ..l }.max_fields(), MAX_HEADERS);
+        assert!(
+            Limits {
+                field_size: 0,
+                fields: 0,
+                request_line: 0
+            }
+            .head_budget()
+                <= UNLIMITED_HEAD_CAP
+        );
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_rejected() {
+        let e = err(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(e, ParseError::LengthWithTransferEncoding);
+        let e = err(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n");
+        assert_eq!(e, ParseError::LengthWithTransferEncoding);
+    }
+
+    #[test]
+    fn chunked_transfer_encoding_is_case_insensitive() {
+        let h = head(b"POST / HTTP/1.1\r\nTransfer-Encoding: ChUnKeD\r\n\r\n");
+        assert_eq!(h.body, BodyKind::Chunked);
+    }
+
+    #[test]
+    fn transfer_encoding_rules() {
+        let e = err(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert!(matches!(e, ParseError::UnsupportedTransferEncoding(_)));
+        assert_eq!(e.status(), 501);
+        let e = err(
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        assert!(matches!(e, ParseError::UnsupportedTransferEncoding(_)));
+        for bad in [
+            &b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+        ] {
+            let e = err(bad);
+            assert!(matches!(e, ParseError::InvalidTransferEncoding(_)), "{e:?}");
+            assert_eq!(e.status(), 400);
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_on_http10_is_rejected() {
+        let e = err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(e, ParseError::TransferEncodingInHttp10);
+    }
+
+    #[test]
+    fn content_length_rules() {
+        assert_eq!(
+            head(b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").body,
+            BodyKind::Length(0)
+        );
+        let same = b"POST / HTTP/1.1\r\nContent-Length: 7\r\ncontent-length: 7, 7\r\n\r\n";
+        assert_eq!(head(same).body, BodyKind::Length(7));
+        let max = b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        assert_eq!(head(max).body, BodyKind::Length(u64::MAX));
+        for bad in [
+            &b"+5"[..],
+            b"-1",
+            b"5 5",
+            b"0x5",
+            b"",
+            b"5,",
+            b"18446744073709551616",
+            b"\xff",
+        ] {
+            let mut buf = b"POST / HTTP/1.1\r\nContent-Length: ".to_vec();
+            buf.extend_from_slice(bad);
+            buf.extend_from_slice(b"\r\n\r\n");
+            assert!(
+                matches!(err(&buf), ParseError::InvalidContentLength(_)),
+                "{bad:?}"
+            );
+        }
+        let e = err(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
+        assert!(matches!(e, ParseError::ConflictingLength(_)));
+        let e = err(b"POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n");
+        assert!(matches!(e, ParseError::ConflictingLength(_)));
+    }
+
+    #[test]
+    fn keep_alive_matrix() {
+        let cases: [(&[u8], bool); 9] = [
+            (b"GET / HTTP/1.1\r\n\r\n", true),
+            (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", false),
+            (
+                b"GET / HTTP/1.1\r\nConnection: Upgrade, CLOSE\r\n\r\n",
+                false,
+            ),
+            (b"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", true),
+            (b"GET / HTTP/1.0\r\n\r\n", false),
+            (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true),
+            (
+                b"GET / HTTP/1.0\r\nConnection: foo\r\nConnection: keep-alive\r\n\r\n",
+                true,
+            ),
+            (
+                b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+                false,
+            ),
+            (b"GET / HTTP/1.0\r\nConnection: close\r\n\r\n", false),
+        ];
+        for (buf, expected) in cases {
+            assert_eq!(
+                head(buf).keep_alive,
+                expected,
+                "{}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+    }
+
+    #[test]
+    fn expect_continue_only_on_http11() {
+        let h = head(b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n");
+        assert!(h.expect_continue);
+        let h = head(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
+        assert!(!h.expect_continue);
+        let h = head(b"POST / HTTP/1.1\r\nExpect: something\r\n\r\n");
+        assert!(!h.expect_continue);
+    }
+
+    #[test]
+    fn version_strings() {
+        assert_eq!(Version::Http10.as_str(), "HTTP/1.0");
+        assert_eq!(Version::Http11.as_str(), "HTTP/1.1");
+        assert_eq!(head(b"GET / HTTP/1.0\r\n\r\n").version, Version::Http10);
+    }
+}

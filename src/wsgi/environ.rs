@@ -1,0 +1,232 @@
+//! The WSGI environ (PEP 3333 "environ Variables") for one request.
+//!
+//! Keys that never change in a worker live in a template dict built once; each
+//! request starts from a C-level copy of it and adds the request's own keys using
+//! interned key strings. Header names map to `HTTP_*` keys through a small cache,
+//! so a typical request allocates no key strings at all.
+//!
+//! As in Gunicorn 22+, request headers whose names contain `_` are dropped: with
+//! `-` and `_` both mapping to `_`, they could spoof a header set by a proxy.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use super::input::{Errors, Input};
+use super::respond::FileWrapper;
+use crate::http::head::RequestHead;
+
+/// Most distinct header names cached per worker.
+const HEADER_KEY_CACHE: usize = 256;
+
+/// Addresses of one connection, as environ strings.
+#[derive(Clone, Debug, Default)]
+pub struct ConnInfo {
+    /// Client IP, or empty for unix sockets.
+    pub remote_addr: String,
+    /// Client port, or empty for unix sockets.
+    pub remote_port: String,
+    /// Listener host (used when the request has no Host header).
+    pub server_name: String,
+    /// Listener port.
+    pub server_port: String,
+}
+
+/// Builds environ dicts for one worker.
+pub(crate) struct EnvironBuilder {
+    template: Py<PyDict>,
+    script_name: String,
+    header_keys: RefCell<HashMap<String, Py<PyString>>>,
+}
+
+impl EnvironBuilder {
+    /// Build the template. `multiprocess` is true with more than one worker.
+    pub fn new(py: Python<'_>, multiprocess: bool, script_name: &str) -> PyResult<EnvironBuilder> {
+        let t = PyDict::new(py);
+        t.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+        t.set_item("wsgi.url_scheme", "http")?;
+        t.set_item("wsgi.errors", Py::new(py, Errors)?)?;
+        t.set_item("wsgi.multithread", false)?;
+        t.set_item("wsgi.multiprocess", multiprocess)?;
+        t.set_item("wsgi.run_once", false)?;
+        t.set_item("wsgi.input_terminated", true)?;
+        t.set_item("wsgi.file_wrapper", py.get_type::<FileWrapper>())?;
+        t.set_item(
+            "SERVER_SOFTWARE",
+            concat!("rgunicorn/", env!("CARGO_PKG_VERSION")),
+        )?;
+        t.set_item("SCRIPT_NAME", script_name)?;
+        Ok(EnvironBuilder {
+            template: t.unbind(),
+            script_name: script_name.to_owned(),
+            header_keys: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// The environ for `head` on connection `conn`, reading its body through `input`.
+    pub fn build<'py>(
+        &self,
+        py: Python<'py>,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        input: Bound<'py, Input>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.template.bind(py).copy()?;
+        env.set_item(intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
+        env.set_item(intern!(py, "RAW_URI"), head.target.as_str())?;
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
+        env.set_item(intern!(py, "QUERY_STRING"), head.query())?;
+        let path = percent_decode_latin1(head.path());
+        let path_info = match path.strip_prefix(self.script_name.as_str()) {
+            Some(rest)
+                if !self.script_name.is_empty() && (rest.is_empty() || rest.starts_with('/')) =>
+            {
+                rest
+            }
+            _ => path.as_str(),
+        };
+        env.set_item(intern!(py, "PATH_INFO"), path_info)?;
+        env.set_item(intern!(py, "REMOTE_ADDR"), conn.remote_addr.as_str())?;
+        if !conn.remote_port.is_empty() {
+            env.set_item(intern!(py, "REMOTE_PORT"), conn.remote_port.as_str())?;
+        }
+        let (mut server_name, mut server_port) =
+            (conn.server_name.as_str(), conn.server_port.as_str());
+        let mut host_value = None;
+        for (name, value) in &head.headers {
+            if name.contains('_') {
+                continue;
+            }
+            let value = latin1_str(value);
+            if name.eq_ignore_ascii_case("content-type") {
+                env.set_item(intern!(py, "CONTENT_TYPE"), &value)?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                env.set_item(intern!(py, "CONTENT_LENGTH"), value.trim())?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case("host") && host_value.is_none() {
+                host_value = Some(value.clone());
+            }
+            let key = self.header_key(py, name);
+            let key = key.bind(py);
+            match env.get_item(key)? {
+                // Repeated headers are joined with a comma (RFC 9110 §5.3).
+                Some(prev) => {
+                    let joined = format!("{},{}", prev.extract::<&str>()?, value);
+                    env.set_item(key, joined)?;
+                }
+                None => env.set_item(key, value)?,
+            }
+        }
+        if let Some(host) = &host_value {
+            let (name, port) = split_host(host);
+            server_name = name;
+            if let Some(port) = port {
+                server_port = port;
+            } else {
+                server_port = "80";
+            }
+        }
+        env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
+        env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
+        env.set_item(intern!(py, "wsgi.input"), input)?;
+        Ok(env)
+    }
+
+    /// `HTTP_X_FORWARDED_FOR` for `X-Forwarded-For`, cached.
+    fn header_key(&self, py: Python<'_>, name: &str) -> Py<PyString> {
+        let mut cache = self.header_keys.borrow_mut();
+        if let Some(k) = cache.get(name) {
+            return k.clone_ref(py);
+        }
+        let mut key = String::with_capacity(5 + name.len());
+        key.push_str("HTTP_");
+        key.extend(name.chars().map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        }));
+        let k = PyString::intern(py, &key).unbind();
+        if cache.len() < HEADER_KEY_CACHE {
+            cache.insert(name.to_owned(), k.clone_ref(py));
+        }
+        k
+    }
+}
+
+/// Split `host[:port]` / `[v6]:port`.
+fn split_host(host: &str) -> (&str, Option<&str>) {
+    if host.starts_with('[') {
+        if let Some(end) = host.find(']') {
+            let port = host[end + 1..].strip_prefix(':');
+            return (&host[..=end], port);
+        }
+        return (host, None);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (host, None),
+    }
+}
+
+/// Bytes as a latin-1 str: every byte is one code point (PEP 3333 "native strings").
+fn latin1_str(bytes: &[u8]) -> String {
+    if bytes.is_ascii() {
+        // SAFETY-free fast path: ASCII is valid UTF-8.
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Percent-decode a path, then read the bytes as latin-1 (PEP 3333, as Gunicorn).
+pub(crate) fn percent_decode_latin1(path: &str) -> String {
+    if !path.contains('%') {
+        return path.to_owned();
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    latin1_str(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_is_percent_decoded_as_latin1() {
+        assert_eq!(percent_decode_latin1("/caf%C3%A9"), "/caf\u{c3}\u{a9}");
+        assert_eq!(percent_decode_latin1("/a%20b"), "/a b");
+        assert_eq!(percent_decode_latin1("/bad%zz%4"), "/bad%zz%4");
+        assert_eq!(percent_decode_latin1("/end%41"), "/endA");
+    }
+
+    #[test]
+    fn host_header_splits_into_name_and_port() {
+        assert_eq!(
+            split_host("example.com:8080"),
+            ("example.com", Some("8080"))
+        );
+        assert_eq!(split_host("example.com"), ("example.com", None));
+        assert_eq!(split_host("[::1]:9000"), ("[::1]", Some("9000")));
+    }
+}

@@ -1,0 +1,420 @@
+//! One request/response exchange on a connection, shared by the Python-facing
+//! objects of that request (`wsgi.input`, `start_response`, `write`).
+//!
+//! The event loop lends the connection's buffers to an [`Exchange`] for the time
+//! the app runs and takes them back afterwards. Python objects the app keeps past
+//! the request see `finished` and behave as closed, so a stale `wsgi.input` can
+//! never read the next request's bytes.
+//!
+//! Socket I/O here blocks only the way PEP 3333 requires (the app asked for body
+//! bytes the client has not sent yet, or the output buffer is over its high-water
+//! mark), and always with the GIL released so the app's own threads keep running.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use pyo3::Python;
+
+use crate::http::body::Decoder;
+use crate::http::head::Version;
+use crate::http::response::{self, Framing};
+
+/// Output buffered beyond this is written out before the app may produce more.
+const HIGH_WATER: usize = 256 * 1024;
+/// Bytes read from the socket per read(2) while streaming a body.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Shared handle to the exchange.
+pub(crate) type Shared = Rc<RefCell<Exchange>>;
+
+/// Why the response could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IoFailure {
+    /// The client closed or reset the connection.
+    #[error("client disconnected")]
+    Disconnected,
+    /// The client did not read or send for too long.
+    #[error("client timed out")]
+    TimedOut,
+    /// The request body was malformed.
+    #[error("malformed request body: {0}")]
+    BadBody(crate::http::ParseError),
+    /// Any other socket error.
+    #[error("socket error: {0}")]
+    Other(io::Error),
+}
+
+impl From<IoFailure> for pyo3::PyErr {
+    fn from(e: IoFailure) -> pyo3::PyErr {
+        pyo3::exceptions::PyOSError::new_err(e.to_string())
+    }
+}
+
+/// The response status and headers as given to `start_response`.
+#[derive(Default)]
+pub(crate) struct Pending {
+    /// Numeric status.
+    pub code: u16,
+    /// Whole status line text, e.g. `200 OK`.
+    pub status: Vec<u8>,
+    /// Headers to send (hop-by-hop ones already removed).
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Content-Length the app declared.
+    pub content_length: Option<u64>,
+}
+
+/// State of one exchange. See the module doc.
+pub(crate) struct Exchange {
+    /// The connection's socket (non-blocking), borrowed from the event loop.
+    pub fd: RawFd,
+    /// Bytes read from the socket and not yet consumed; body bytes start at `rpos`.
+    pub rbuf: Vec<u8>,
+    /// Read position in `rbuf`.
+    pub rpos: usize,
+    /// Body framing state.
+    pub decoder: Decoder,
+    /// Decoded body bytes read from `rbuf` but not yet returned to the app.
+    pub spill: Vec<u8>,
+    /// Read position in `spill`.
+    pub spill_pos: usize,
+    /// `Expect: 100-continue` not yet answered.
+    pub continue_pending: bool,
+    /// Response bytes not yet written.
+    pub wbuf: Vec<u8>,
+    /// HTTP version of the request (and of our response).
+    pub version: Version,
+    /// HEAD request: send headers only.
+    pub is_head: bool,
+    /// The client and the server both allow keep-alive.
+    pub keep_alive: bool,
+    /// Status and headers from start_response, until sent.
+    pub pending: Option<Pending>,
+    /// Status code sent (0 until the head is sent).
+    pub sent_code: u16,
+    /// The head is in `wbuf` or on the wire.
+    pub headers_sent: bool,
+    /// Framing chosen when the head was sent.
+    pub framing: Framing,
+    /// Body bytes still allowed by Content-Length.
+    pub remaining: u64,
+    /// Body bytes accepted from the app.
+    pub body_bytes: u64,
+    /// The connection must close after this response.
+    pub must_close: bool,
+    /// The client went away; stop producing output.
+    pub broken: bool,
+    /// The request is over: Python objects still around act as closed.
+    pub finished: bool,
+    /// Longest wait for the client while reading or writing.
+    pub io_timeout: Duration,
+    /// Cached `Date` value for this response.
+    pub date: Vec<u8>,
+    /// `Server` header value.
+    pub server: Rc<[u8]>,
+    /// Response headers as sent, kept for the access log.
+    pub sent_headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Exchange {
+    /// Decode up to `max` body bytes into `out`, reading from the socket when the
+    /// buffer holds none. Returns how many bytes were appended (0 = end of body).
+    pub fn read_body(
+        &mut self,
+        py: Python<'_>,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<usize, IoFailure> {
+        if self.finished || max == 0 {
+            return Ok(0);
+        }
+        if self.spill_pos < self.spill.len() {
+            let take = (self.spill.len() - self.spill_pos).min(max);
+            out.extend_from_slice(&self.spill[self.spill_pos..self.spill_pos + take]);
+            self.spill_pos += take;
+            if self.spill_pos == self.spill.len() {
+                self.spill.clear();
+                self.spill_pos = 0;
+            }
+            return Ok(take);
+        }
+        loop {
+            if self.decoder.is_done() {
+                return Ok(0);
+            }
+            let decoded = self
+                .decoder
+                .decode(&self.rbuf[self.rpos..])
+                .map_err(IoFailure::BadBody)?;
+            let take = decoded.data.len().min(max);
+            out.extend_from_slice(&decoded.data[..take]);
+            // Decoded payload the caller did not ask for waits in `spill`.
+            self.spill.extend_from_slice(&decoded.data[take..]);
+            self.rpos += decoded.consumed;
+            if take > 0 {
+                return Ok(take);
+            }
+            if decoded.consumed > 0 {
+                continue;
+            }
+            self.fill(py)?;
+        }
+    }
+
+    /// Read more bytes from the client into `rbuf`, blocking (GIL released).
+    fn fill(&mut self, py: Python<'_>) -> Result<(), IoFailure> {
+        if self.continue_pending {
+            self.continue_pending = false;
+            let line: &[u8] = match self.version {
+                Version::Http10 => b"HTTP/1.0 100 Continue\r\n\r\n",
+                Version::Http11 => b"HTTP/1.1 100 Continue\r\n\r\n",
+            };
+            write_all(py, self.fd, line, self.io_timeout)?;
+        }
+        if self.rpos == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rpos = 0;
+        } else if self.rpos > READ_CHUNK {
+            self.rbuf.drain(..self.rpos);
+            self.rpos = 0;
+        }
+        let start = self.rbuf.len();
+        self.rbuf.resize(start + READ_CHUNK, 0);
+        let fd = self.fd;
+        let timeout = self.io_timeout;
+        let buf = &mut self.rbuf[start..];
+        let n = py.detach(|| read_blocking(fd, buf, timeout));
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                self.rbuf.truncate(start);
+                return Err(e);
+            }
+        };
+        self.rbuf.truncate(start + n);
+        if n == 0 {
+            self.broken = true;
+            return Err(IoFailure::Disconnected);
+        }
+        Ok(())
+    }
+
+    /// Put the response head into `wbuf`, choosing the framing.
+    pub fn send_head(&mut self, body_len_hint: Option<u64>) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let content_length = p
+            .content_length
+            .or(if self.is_head { None } else { body_len_hint });
+        let (framing, keep_alive) = response::framing(
+            self.version,
+            self.is_head,
+            p.code,
+            content_length,
+            self.keep_alive && !self.must_close,
+        );
+        let mut headers = p.headers;
+        if p.content_length.is_none()
+            && let (Framing::Length(n), Some(_)) = (framing, body_len_hint)
+        {
+            headers.push((b"Content-Length".to_vec(), n.to_string().into_bytes()));
+        }
+        response::encode_head(
+            &mut self.wbuf,
+            self.version,
+            &p.status,
+            &headers,
+            framing,
+            keep_alive,
+            &self.date,
+            &self.server,
+        );
+        self.keep_alive = keep_alive;
+        self.framing = framing;
+        self.remaining = match framing {
+            Framing::Length(n) => n,
+            _ => u64::MAX,
+        };
+        self.sent_code = p.code;
+        self.sent_headers = headers;
+        self.headers_sent = true;
+    }
+
+    /// Frame and buffer body bytes from the app; flush when over the high-water mark.
+    pub fn write_body(&mut self, py: Python<'_>, data: &[u8]) -> Result<(), IoFailure> {
+        if self.broken {
+            return Err(IoFailure::Disconnected);
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self.framing {
+            Framing::NoBody => return Ok(()),
+            Framing::Length(_) => {
+                // Bytes beyond the declared Content-Length are dropped, as Gunicorn does.
+                let take = (data.len() as u64).min(self.remaining) as usize;
+                self.wbuf.extend_from_slice(&data[..take]);
+                self.remaining -= take as u64;
+                self.body_bytes += take as u64;
+            }
+            Framing::Chunked => {
+                response::encode_chunk(&mut self.wbuf, data);
+                self.body_bytes += data.len() as u64;
+            }
+            Framing::UntilClose => {
+                self.wbuf.extend_from_slice(data);
+                self.body_bytes += data.len() as u64;
+            }
+        }
+        if self.wbuf.len() >= HIGH_WATER {
+            self.flush(py)?;
+        }
+        Ok(())
+    }
+
+    /// Finish the body: terminate chunked framing; a short Content-Length body
+    /// means the connection cannot be reused.
+    pub fn finish_body(&mut self) {
+        match self.framing {
+            Framing::Chunked => self.wbuf.extend_from_slice(response::LAST_CHUNK),
+            Framing::Length(_) if self.remaining > 0 && !self.is_head => self.keep_alive = false,
+            _ => {}
+        }
+    }
+
+    /// Write all of `wbuf` to the client, blocking (GIL released).
+    pub fn flush(&mut self, py: Python<'_>) -> Result<(), IoFailure> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let result = write_all(py, self.fd, &self.wbuf, self.io_timeout);
+        self.wbuf.clear();
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+}
+
+/// Wait until `fd` is ready for `events`, up to `timeout`.
+fn wait_fd(fd: RawFd, events: libc::c_short, timeout: Duration) -> Result<(), IoFailure> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: pfd is a valid pollfd for the duration of the call; nfds is 1.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        match r {
+            0 => return Err(IoFailure::TimedOut),
+            r if r > 0 => return Ok(()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(IoFailure::Other(e));
+                }
+            }
+        }
+    }
+}
+
+/// read(2) on a non-blocking fd, waiting for data up to `timeout`.
+pub(crate) fn read_blocking(
+    fd: RawFd,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> Result<usize, IoFailure> {
+    loop {
+        // SAFETY: buf is valid writable memory of buf.len() bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => wait_fd(fd, libc::POLLIN, timeout)?,
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::ConnectionReset => return Err(IoFailure::Disconnected),
+            _ => return Err(IoFailure::Other(e)),
+        }
+    }
+}
+
+/// Write all of `data`, waiting for the socket to drain (GIL released while waiting).
+pub(crate) fn write_all(
+    py: Python<'_>,
+    fd: RawFd,
+    mut data: &[u8],
+    timeout: Duration,
+) -> Result<(), IoFailure> {
+    while !data.is_empty() {
+        match write_some(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                py.detach(|| wait_fd(fd, libc::POLLOUT, timeout))?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(classify(e)),
+        }
+    }
+    Ok(())
+}
+
+/// One send(2) without SIGPIPE.
+pub(crate) fn write_some(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: data is valid readable memory of data.len() bytes.
+    let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Map a socket error to what it means for the exchange.
+pub(crate) fn classify(e: io::Error) -> IoFailure {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted => IoFailure::Disconnected,
+        _ => IoFailure::Other(e),
+    }
+}
+
+/// Send a file with sendfile(2), waiting for the socket to drain as needed.
+pub(crate) fn sendfile_all(
+    py: Python<'_>,
+    sock: RawFd,
+    file: RawFd,
+    mut offset: i64,
+    mut count: u64,
+    timeout: Duration,
+) -> Result<u64, IoFailure> {
+    let mut sent = 0;
+    while count > 0 {
+        let chunk = count.min(1 << 30) as usize;
+        // SAFETY: both fds are open for the duration of the call; offset is a
+        // valid pointer to our local.
+        let n = unsafe { libc::sendfile(sock, file, &mut offset, chunk) };
+        if n > 0 {
+            count -= n as u64;
+            sent += n as u64;
+            continue;
+        }
+        if n == 0 {
+            break; // file shorter than expected
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => py.detach(|| wait_fd(sock, libc::POLLOUT, timeout))?,
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(classify(e)),
+        }
+    }
+    Ok(sent)
+}

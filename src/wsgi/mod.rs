@@ -1,0 +1,242 @@
+//! PEP 3333 on top of `http`: the only bridge between a request and Python.
+//!
+//! [`Wsgi::handle`] runs one complete request head through the application:
+//! environ, `start_response`, iterating the result, `close()`. It turns every
+//! Python exception into an HTTP outcome (500 before the head was sent, a closed
+//! connection after) and logs the traceback; a broken app never takes the worker
+//! down with it.
+
+mod environ;
+mod exchange;
+mod input;
+mod respond;
+mod start_response;
+
+pub use environ::ConnInfo;
+
+use std::cell::RefCell;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::http::body::Decoder;
+use crate::http::head::RequestHead;
+use crate::http::response::{self, Framing};
+use environ::EnvironBuilder;
+use exchange::Exchange;
+use input::Input;
+use respond::Iterated;
+use start_response::StartResponse;
+
+/// Unread body bytes we are willing to skip to keep a connection alive.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// The connection's buffers, lent to a request while the app runs.
+pub struct ConnIo {
+    /// Socket (non-blocking).
+    pub fd: RawFd,
+    /// Bytes read and not consumed; the body (and any pipelined requests) start at `rpos`.
+    pub rbuf: Vec<u8>,
+    /// Start of unconsumed bytes in `rbuf`.
+    pub rpos: usize,
+    /// Response bytes not yet written.
+    pub wbuf: Vec<u8>,
+}
+
+/// What a request left behind.
+pub struct Outcome {
+    /// The buffers, returned.
+    pub io: ConnIo,
+    /// The connection may carry another request.
+    pub keep_alive: bool,
+    /// Status code sent (500 for app errors; 0 when nothing could be sent).
+    pub status: u16,
+    /// Body bytes sent.
+    pub body_bytes: u64,
+    /// Response headers as sent.
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Per-worker WSGI state: the app and the environ template.
+pub struct Wsgi {
+    app: Py<PyAny>,
+    environ: EnvironBuilder,
+    server: Rc<[u8]>,
+    io_timeout: Duration,
+    date: RefCell<response::DateCache>,
+}
+
+impl Wsgi {
+    /// Prepare to serve `app`.
+    ///
+    /// # Errors
+    /// Building the environ template failed (out of memory, in practice).
+    pub fn new(
+        py: Python<'_>,
+        app: Py<PyAny>,
+        multiprocess: bool,
+        script_name: &str,
+        server: &str,
+        io_timeout: Duration,
+    ) -> PyResult<Wsgi> {
+        Ok(Wsgi {
+            app,
+            environ: EnvironBuilder::new(py, multiprocess, script_name)?,
+            server: Rc::from(server.as_bytes()),
+            io_timeout,
+            date: RefCell::new(response::DateCache::new()),
+        })
+    }
+
+    /// Run one request through the app and buffer its response in `io.wbuf`.
+    /// `keep_alive_allowed` is false when the server is closing the connection anyway.
+    pub fn handle(
+        &self,
+        py: Python<'_>,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        io: ConnIo,
+        keep_alive_allowed: bool,
+    ) -> Outcome {
+        let ex = Rc::new(RefCell::new(Exchange {
+            fd: io.fd,
+            rbuf: io.rbuf,
+            rpos: io.rpos,
+            decoder: Decoder::new(head.body),
+            spill: Vec::new(),
+            spill_pos: 0,
+            continue_pending: head.expect_continue,
+            wbuf: io.wbuf,
+            version: head.version,
+            is_head: head.method == "HEAD",
+            keep_alive: head.keep_alive && keep_alive_allowed,
+            pending: None,
+            sent_code: 0,
+            headers_sent: false,
+            framing: Framing::NoBody,
+            remaining: 0,
+            body_bytes: 0,
+            must_close: false,
+            broken: false,
+            finished: false,
+            io_timeout: self.io_timeout,
+            date: self.date.borrow_mut().get().to_vec(),
+            server: self.server.clone(),
+            sent_headers: Vec::new(),
+        }));
+
+        let outcome = self.call_app(py, head, conn, &ex);
+        match outcome {
+            Iterated::Complete => {}
+            Iterated::AppError(err) => self.app_error(py, head, &ex, &err),
+            Iterated::Io(failure) => {
+                crate::log::debug(&format!("{} {}: {failure}", head.method, head.target));
+                let mut e = ex.borrow_mut();
+                e.broken = true;
+            }
+        }
+
+        let mut e = ex.borrow_mut();
+        e.finished = true;
+        let mut keep_alive = e.keep_alive && !e.must_close && !e.broken;
+        if keep_alive && !e.decoder.is_done() {
+            keep_alive = drain_buffered(&mut e);
+        }
+        let spilled = e.spill_pos < e.spill.len();
+        if spilled {
+            keep_alive = keep_alive && e.decoder.is_done();
+        }
+        if e.continue_pending && !e.decoder.is_done() {
+            // We never asked for the body: the client may or may not send it.
+            keep_alive = false;
+        }
+        Outcome {
+            io: ConnIo {
+                fd: e.fd,
+                rbuf: std::mem::take(&mut e.rbuf),
+                rpos: e.rpos,
+                wbuf: std::mem::take(&mut e.wbuf),
+            },
+            keep_alive,
+            status: e.sent_code,
+            body_bytes: e.body_bytes,
+            headers: std::mem::take(&mut e.sent_headers),
+        }
+    }
+
+    fn call_app(
+        &self,
+        py: Python<'_>,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        ex: &exchange::Shared,
+    ) -> Iterated {
+        let input = match Bound::new(py, Input::new(ex.clone())) {
+            Ok(i) => i,
+            Err(e) => return Iterated::AppError(e),
+        };
+        let environ = match self.environ.build(py, head, conn, input) {
+            Ok(env) => env,
+            Err(e) => return Iterated::AppError(e),
+        };
+        let start_response = match Bound::new(
+            py,
+            StartResponse {
+                exchange: ex.clone(),
+            },
+        ) {
+            Ok(s) => s,
+            Err(e) => return Iterated::AppError(e),
+        };
+        let result = match self.app.bind(py).call1((environ, start_response)) {
+            Ok(r) => r,
+            Err(e) => return Iterated::AppError(e),
+        };
+        respond::send_result(py, ex, &result)
+    }
+
+    /// Log the traceback; answer 500 if nothing was sent yet, else close.
+    fn app_error(&self, py: Python<'_>, head: &RequestHead, ex: &exchange::Shared, err: &PyErr) {
+        crate::log::error(&format!(
+            "Error handling request {}\n{}",
+            head.target,
+            crate::python::format_traceback(py, err)
+        ));
+        let mut e = ex.borrow_mut();
+        e.must_close = true;
+        if e.headers_sent {
+            // Part of the response is out; the only honest signal left is to close.
+            e.broken = true;
+            return;
+        }
+        e.pending = None;
+        e.wbuf.clear();
+        let date = e.date.clone();
+        let server = e.server.clone();
+        response::error_response(&mut e.wbuf, 500, "Internal Server Error", &date, &server);
+        e.sent_code = 500;
+        e.headers_sent = true;
+        e.keep_alive = false;
+    }
+}
+
+/// Skip the unread rest of a body if it is already buffered and small; returns
+/// whether the connection can carry another request.
+fn drain_buffered(e: &mut Exchange) -> bool {
+    let mut skipped = 0;
+    while !e.decoder.is_done() && skipped <= DRAIN_LIMIT {
+        let Ok(d) = e.decoder.decode(&e.rbuf[e.rpos..]) else {
+            return false;
+        };
+        if d.consumed == 0 {
+            return false;
+        }
+        skipped += d.data.len();
+        e.rpos += d.consumed;
+    }
+    e.decoder.is_done()
+}
+
+pub(crate) use exchange::write_some;

@@ -1,0 +1,195 @@
+//! `start_response` and the legacy `write` callable (PEP 3333).
+//!
+//! Status and headers are validated here, before anything reaches the wire:
+//! a malformed status or header from the app becomes a Python exception in the
+//! app's own frame (and so a 500), never bytes that break HTTP framing.
+//! Hop-by-hop headers are dropped (RFC 9110 §7.6.1); `Connection: close` from the
+//! app is honoured by closing after the response.
+
+use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::exchange::{Pending, Shared};
+use crate::http::response::{is_hop_by_hop, valid_header_name, valid_header_value};
+
+/// The `start_response` callable given to the app.
+#[pyclass(unsendable, module = "rgunicorn")]
+pub(crate) struct StartResponse {
+    /// The exchange this response belongs to.
+    pub exchange: Shared,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Writer> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let ex = self.exchange.borrow();
+            match exc_info {
+                Some(info) if ex.headers_sent => {
+                    // PEP 3333: too late to change the response; re-raise.
+                    let info = info.cast::<PyTuple>()?;
+                    let value = info.get_item(1)?;
+                    let tb = info.get_item(2)?;
+                    drop(ex);
+                    let err = PyErr::from_value(value);
+                    if !tb.is_none() {
+                        err.set_traceback(py, Some(tb.cast_into()?));
+                    }
+                    return Err(err);
+                }
+                None if ex.pending.is_some() || ex.headers_sent => {
+                    return Err(PyAssertionError::new_err("Response headers already set!"));
+                }
+                _ => {}
+            }
+        }
+        let pending = parse_response(status, headers)?;
+        let mut ex = self.exchange.borrow_mut();
+        if pending.1 {
+            ex.must_close = true;
+        }
+        ex.pending = Some(pending.0);
+        Ok(Writer {
+            exchange: self.exchange.clone(),
+        })
+    }
+}
+
+/// Validate status and headers. Returns the pending response and whether the app
+/// asked for `Connection: close`.
+fn parse_response(
+    status: &Bound<'_, PyAny>,
+    headers: &Bound<'_, PyAny>,
+) -> PyResult<(Pending, bool)> {
+    let status: String = status
+        .extract()
+        .map_err(|_| PyTypeError::new_err("status must be a str"))?;
+    let code = parse_status(&status)?;
+    let mut out = Vec::new();
+    let mut content_length = None;
+    let mut must_close = false;
+    for item in headers
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("headers must be a list"))?
+    {
+        let item = item?;
+        let (name, value): (String, String) = item.extract().map_err(|_| {
+            PyTypeError::new_err(format!("header must be a (str, str) tuple, got {item}"))
+        })?;
+        let name_b = latin1(&name, "header name")?;
+        let value_b = latin1(&value, "header value")?;
+        if !valid_header_name(&name_b) {
+            return Err(PyValueError::new_err(format!(
+                "invalid header name {name:?}"
+            )));
+        }
+        if !valid_header_value(&value_b) {
+            return Err(PyValueError::new_err(format!(
+                "invalid header value {value:?}"
+            )));
+        }
+        if is_hop_by_hop(&name_b) {
+            if name.eq_ignore_ascii_case("connection")
+                && value.to_ascii_lowercase().contains("close")
+            {
+                must_close = true;
+            }
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| PyValueError::new_err(format!("invalid Content-Length {value:?}")))?;
+            content_length = Some(n);
+        }
+        out.push((name_b, value_b));
+    }
+    Ok((
+        Pending {
+            code,
+            status: status.into_bytes(),
+            headers: out,
+            content_length,
+        },
+        must_close,
+    ))
+}
+
+/// `"200 OK"` → 200. A three-digit code, then a space and a reason (may be empty).
+fn parse_status(status: &str) -> PyResult<u16> {
+    let bytes = status.as_bytes();
+    let ok = bytes.len() >= 3
+        && bytes[..3].iter().all(u8::is_ascii_digit)
+        && (bytes.len() == 3 || bytes[3] == b' ')
+        && !bytes.iter().any(|b| *b == b'\r' || *b == b'\n');
+    if !ok {
+        return Err(PyValueError::new_err(format!("invalid status {status:?}")));
+    }
+    let code: u16 = status[..3].parse().unwrap_or(0);
+    if code < 100 {
+        return Err(PyValueError::new_err(format!("invalid status {status:?}")));
+    }
+    Ok(code)
+}
+
+fn latin1(s: &str, what: &str) -> PyResult<Vec<u8>> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| PyValueError::new_err(format!("{what} {s:?} is not latin-1")))
+}
+
+/// The `write(data)` callable returned by `start_response`.
+#[pyclass(unsendable, module = "rgunicorn")]
+pub(crate) struct Writer {
+    exchange: Shared,
+}
+
+#[pymethods]
+impl Writer {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = data
+            .cast::<PyBytes>()
+            .map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
+        let mut ex = self.exchange.borrow_mut();
+        if ex.finished {
+            return Err(PyValueError::new_err("write() after the response ended"));
+        }
+        if !ex.headers_sent {
+            if ex.pending.is_none() {
+                return Err(PyAssertionError::new_err("write() before start_response"));
+            }
+            ex.send_head(None);
+        }
+        ex.write_body(py, data.as_bytes())?;
+        // write() must not return before the data is on its way (PEP 3333).
+        ex.flush(py)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_needs_three_digits_and_a_space() {
+        assert_eq!(parse_status("200 OK").unwrap(), 200);
+        assert_eq!(parse_status("404").unwrap(), 404);
+        assert_eq!(parse_status("599 Custom Thing").unwrap(), 599);
+        assert!(parse_status("20 OK").is_err());
+        assert!(parse_status("200OK").is_err());
+        assert!(parse_status("099 Low").is_err());
+        assert!(parse_status("200 OK\r\nX: y").is_err());
+    }
+}
