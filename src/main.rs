@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use rgunicorn::config::cli::{self, Command};
+use rgunicorn::config::cli::{self, Command, Generated};
 use rgunicorn::error::EXIT_USAGE;
 
 fn main() -> ExitCode {
@@ -33,6 +33,10 @@ fn main() -> ExitCode {
         }
         Ok(Command::Version) => {
             println!("rgunicorn (version {})", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Generate(Generated::Man)) => {
+            print!("{}", rgunicorn::config::docs::man_page());
             return ExitCode::SUCCESS;
         }
         Ok(Command::Run(config)) => config.finish(&lookup),

@@ -14,6 +14,15 @@ pub enum Command {
     Help,
     /// Print the version and exit 0.
     Version,
+    /// Print generated documentation (`--generate man`) and exit 0.
+    Generate(Generated),
+}
+
+/// Documents `--generate` can print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generated {
+    /// rgunicorn(1) in roff.
+    Man,
 }
 
 /// Parse `args` (without argv\[0\]) into a [`Command`].
@@ -32,6 +41,16 @@ where
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-v" | "--version" => return Ok(Command::Version),
+            "--generate" => {
+                return match args.next().as_deref() {
+                    Some("man") => Ok(Command::Generate(Generated::Man)),
+                    other => Err(SettingError::Invalid {
+                        key: "generate",
+                        value: other.unwrap_or("").to_owned(),
+                        reason: "expected man".into(),
+                    }),
+                };
+            }
             "--" => {
                 positional.extend(args.by_ref());
                 break;

@@ -1,4 +1,7 @@
-//! Text generated from the registry: `--help` (and, later, the man pages).
+//! Text generated from the registry: `--help` and the rgunicorn(1) man page.
+//!
+//! `man/rgunicorn.1` is the output of `rgunicorn --generate man`, committed; a
+//! test fails when it is stale.
 
 use std::fmt::Write;
 
@@ -38,9 +41,182 @@ pub fn help() -> String {
     out
 }
 
+/// rgunicorn(1) in roff.
+pub fn man_page() -> String {
+    let mut out = String::new();
+    out.push_str(concat!(
+        ".TH RGUNICORN 1 \"\" \"rgunicorn ",
+        env!("CARGO_PKG_VERSION"),
+        "\" \"User Commands\"\n"
+    ));
+    out.push_str(MAN_HEAD);
+    out.push_str(".SH OPTIONS\n");
+    for section in Section::ALL {
+        let _ = writeln!(out, ".SS {}", section.title());
+        for s in SETTINGS.iter().filter(|s| s.section == section) {
+            let mut flags = s
+                .flags
+                .iter()
+                .map(|f| format!("\\fB{}\\fR", roff_escape(f)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Arity::Value { metavar } = s.arity {
+                let _ = write!(flags, " \\fI{metavar}\\fR");
+            }
+            let _ = writeln!(out, ".TP\n{flags}");
+            let _ = write!(out, "{}.", roff_escape(s.summary));
+            let _ = write!(out, " {}", roff_escape(s.doc));
+            if !s.default.is_empty() {
+                let _ = write!(out, " Default: \\fB{}\\fR.", roff_escape(s.default));
+            }
+            if let Some(var) = s.env_fallback {
+                let _ = write!(out, " Falls back to \\fB${var}\\fR.");
+            }
+            let _ = writeln!(out, " Setting: \\fB{}\\fR.", roff_escape(s.key));
+        }
+    }
+    out.push_str(".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nShow the options and exit.\n");
+    out.push_str(".TP\n\\fB\\-v\\fR, \\fB\\-\\-version\\fR\nShow the version and exit.\n");
+    out.push_str(MAN_TAIL);
+    out
+}
+
+fn roff_escape(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('-', "\\-");
+    // A line starting with '.' or '\'' would be read as a request.
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+const MAN_HEAD: &str = r#".SH NAME
+rgunicorn \- pre-fork WSGI HTTP server for Python, systemd-native
+.SH SYNOPSIS
+.B rgunicorn
+[\fIOPTIONS\fR] \fIAPP_MODULE\fR
+.SH DESCRIPTION
+.B rgunicorn
+serves a Python WSGI application (PEP 3333) over HTTP/1.1. A master process binds
+the listening sockets, or takes them from systemd socket activation, and forks
+worker processes. Each worker imports the application into an embedded CPython and
+runs an event loop that owns all socket I/O: it accepts connections, reads request
+heads and small bodies, keeps idle keep-alive connections, and calls the
+application only once a complete request is in hand.
+.PP
+\fIAPP_MODULE\fR is \fBmodule\fR[\fB:\fIexpression\fR], as in Gunicorn. The
+expression defaults to \fBapplication\fR; it is an attribute name, or a call of one
+with literal arguments only, such as \fBcreate_app("prod")\fR.
+.PP
+Options use Gunicorn's names and defaults. Arguments in
+\fBRGUNICORN_CMD_ARGS\fR (or \fBGUNICORN_CMD_ARGS\fR) are read before the command
+line, which takes precedence.
+"#;
+
+const MAN_TAIL: &str = r#".SH SIGNALS
+.TP
+.B TERM
+Graceful stop: workers stop accepting, finish the requests in flight within
+\fB\-\-graceful\-timeout\fR seconds and are then killed; the master exits 0.
+.TP
+.BR INT ", " QUIT
+Quick stop: workers exit at once.
+.PP
+A worker that dies is replaced by a new one.
+.SH ENVIRONMENT
+.TP
+.B PORT
+With no bind given and no sockets passed, bind \fB0.0.0.0:$PORT\fR.
+.TP
+.B WEB_CONCURRENCY
+Number of workers when \fB\-w\fR is not given.
+.TP
+.B VIRTUAL_ENV
+Virtualenv when \fB\-\-virtualenv\fR is not given.
+.TP
+.B SCRIPT_NAME
+URL prefix the application is mounted at (the WSGI \fBSCRIPT_NAME\fR).
+.TP
+.BR RGUNICORN_CMD_ARGS ", " GUNICORN_CMD_ARGS
+Extra command-line arguments, read before the real ones.
+.TP
+.BR LISTEN_PID ", " LISTEN_FDS ", " LISTEN_FDNAMES
+Sockets passed by systemd (see \fBsd_listen_fds\fR(3)); removed from the
+environment before the application starts.
+.TP
+.B NOTIFY_SOCKET
+Where to send \fBsd_notify\fR(3) state changes.
+.SH EXIT STATUS
+.TP
+.B 0
+Stopped normally.
+.TP
+.B 1
+Runtime error: a socket could not be bound, Python could not start.
+.TP
+.B 2
+Usage error: an unknown option or a bad value.
+.TP
+.B 3
+A worker failed to boot.
+.TP
+.B 4
+The application failed to load (import error, missing attribute); the traceback
+is in the error log and the server does not respawn workers.
+.SH SYSTEMD INTEGRATION
+When started by systemd with sockets (\fBListenStream=\fR in a .socket unit),
+rgunicorn serves the passed sockets as they are, without calling
+\fBlisten\fR(2) again, so the unit's \fBBacklog=\fR holds; \fB\-\-bind\fR
+addresses are served as well. Socket files systemd created are never removed.
+.PP
+With \fBType=notify\fR, the master sends \fBREADY=1\fR only once every worker
+has loaded the application and can serve, with a \fBSTATUS=\fR line, and
+\fBSTOPPING=1\fR when a stop begins.
+.SH EXAMPLES
+.TP
+Serve an app on the default address with one worker:
+.B rgunicorn myapp:app
+.TP
+Four workers on a TCP port and a unix socket, from an app factory:
+.B rgunicorn \-w 4 \-b 0.0.0.0:8080 \-b unix:/run/app.sock 'pkg.wsgi:create_app("prod")'
+.TP
+An app in a project directory with its own virtualenv:
+.B rgunicorn \-\-chdir /srv/site \-\-virtualenv /srv/site/.venv site.wsgi
+.SH SEE ALSO
+.BR gunicorn (1),
+.BR systemd.socket (5),
+.BR systemd.service (5),
+.BR sd_notify (3),
+.BR sd_listen_fds (3)
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn man_page_in_the_tree_is_fresh() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/man/rgunicorn.1");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == man_page(),
+            "man/rgunicorn.1 is stale; regenerate it with: \
+             cargo run -- --generate man > man/rgunicorn.1"
+        );
+    }
+
+    #[test]
+    fn man_page_documents_every_setting() {
+        let page = man_page();
+        for s in SETTINGS {
+            assert!(
+                page.contains(&format!("Setting: \\fB{}\\fR", roff_escape(s.key))),
+                "{}",
+                s.key
+            );
+        }
+    }
 
     #[test]
     fn help_lists_every_flag() {
