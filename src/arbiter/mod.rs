@@ -11,6 +11,7 @@
 //! exiting with 3 (boot) or 4 (app load) halts the master with that status
 //! instead of respawning it in a loop.
 
+pub mod heartbeat;
 pub mod signals;
 mod spawn;
 
@@ -35,7 +36,14 @@ const TICK: Duration = Duration::from_millis(1000);
 struct WorkerState {
     /// Has reported that its app is loaded.
     booted: bool,
+    /// Its heartbeat slot.
+    slot: heartbeat::Slot,
+    /// When we sent SIGABRT for a timeout; SIGKILL follows if it lingers.
+    aborted_at: Option<Instant>,
 }
+
+/// How long an aborted worker may take to die before SIGKILL.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 /// Where the master is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +66,7 @@ pub struct Arbiter {
     notifier: Notifier,
     ready_sent: bool,
     phase: Phase,
+    heartbeats: heartbeat::Heartbeats,
 }
 
 impl Arbiter {
@@ -83,6 +92,9 @@ impl Arbiter {
             notifier,
             ready_sent: false,
             phase: Phase::Running,
+            heartbeats: heartbeat::Heartbeats::new().map_err(|e| {
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOMEM))
+            })?,
         })
     }
 
@@ -105,6 +117,7 @@ impl Arbiter {
                 return self.halt(code);
             }
             self.read_boot_reports();
+            self.check_timeouts();
             if let Phase::Stopping { deadline, .. } = self.phase {
                 if self.workers.is_empty() {
                     crate::log::info("Shutting down: Master");
@@ -119,20 +132,55 @@ impl Arbiter {
 
     fn spawn_missing(&mut self) {
         while self.workers.len() < self.config.workers {
+            let Some(slot) = self.heartbeats.allocate() else {
+                crate::log::error("no free heartbeat slot; not spawning");
+                return;
+            };
             let close_in_child = [self.signals.fd(), self.booted_read.as_raw_fd()];
-            match spawn::spawn_worker(
+            let spawned = spawn::spawn_worker(
                 &self.config,
                 &self.listeners,
                 &self.booted_write,
+                slot,
                 &close_in_child,
-            ) {
+            );
+            match spawned {
                 Ok(pid) => {
-                    self.workers.insert(pid, WorkerState { booted: false });
+                    let state = WorkerState {
+                        booted: false,
+                        slot,
+                        aborted_at: None,
+                    };
+                    self.workers.insert(pid, state);
                 }
                 Err(e) => {
+                    self.heartbeats.release(slot);
                     crate::log::error(&format!("fork failed: {e}"));
                     return;
                 }
+            }
+        }
+    }
+
+    /// Abort workers silent for longer than `timeout` (booting ones too); kill
+    /// those that ignore the abort.
+    fn check_timeouts(&mut self) {
+        if self.config.timeout == 0 {
+            return;
+        }
+        let timeout = Duration::from_secs(self.config.timeout);
+        let now = Instant::now();
+        for (pid, w) in self.workers.iter_mut() {
+            match w.aborted_at {
+                None if w.slot.silence() > timeout => {
+                    crate::log::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
+                    let _ = kill(*pid, Signal::SIGABRT);
+                    w.aborted_at = Some(now);
+                }
+                Some(at) if now.duration_since(at) > ABORT_GRACE => {
+                    let _ = kill(*pid, Signal::SIGKILL);
+                }
+                _ => {}
             }
         }
     }
@@ -208,9 +256,10 @@ impl Arbiter {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => {
-                    if self.workers.remove(&pid).is_none() {
+                    let Some(w) = self.workers.remove(&pid) else {
                         continue;
-                    }
+                    };
+                    self.heartbeats.release(w.slot);
                     match WorkerExit::from_code(code) {
                         Some(WorkerExit::AppLoadError) => {
                             crate::log::error(&format!(
@@ -232,8 +281,11 @@ impl Arbiter {
                     }
                 }
                 Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    if self.workers.remove(&pid).is_some() && self.phase == Phase::Running {
-                        crate::log::error(&format!("Worker (pid:{pid}) was sent {sig}!"));
+                    if let Some(w) = self.workers.remove(&pid) {
+                        self.heartbeats.release(w.slot);
+                        if self.phase == Phase::Running {
+                            crate::log::error(&format!("Worker (pid:{pid}) was sent {sig}!"));
+                        }
                     }
                 }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,

@@ -11,6 +11,7 @@ use nix::unistd::{ForkResult, Pid, fork};
 use pyo3::Python;
 use pyo3::ffi;
 
+use super::heartbeat::Slot;
 use crate::config::Config;
 use crate::listen::Listener;
 use crate::worker::{WorkerInit, run_worker};
@@ -24,6 +25,7 @@ pub fn spawn_worker(
     config: &Config,
     listeners: &[Listener],
     booted_write: &OwnedFd,
+    heartbeat: Slot,
     close_in_child: &[std::os::fd::RawFd],
 ) -> nix::Result<Pid> {
     Python::attach(|py| {
@@ -46,7 +48,7 @@ pub fn spawn_worker(
                     // SAFETY: these are master-only descriptors nothing in the child uses.
                     unsafe { libc::close(*fd) };
                 }
-                let init = child_init(config, listeners, booted_write, py);
+                let init = child_init(config, listeners, booted_write, heartbeat);
                 run_worker(py, init)
             }
         }
@@ -58,7 +60,7 @@ fn child_init<'a>(
     config: &'a Config,
     listeners: &[Listener],
     booted_write: &OwnedFd,
-    _py: Python<'_>,
+    heartbeat: Slot,
 ) -> WorkerInit<'a> {
     let listeners = listeners
         .iter()
@@ -78,5 +80,6 @@ fn child_init<'a>(
         config,
         listeners,
         booted,
+        heartbeat,
     }
 }

@@ -20,6 +20,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use pyo3::Python;
 
+use crate::arbiter::heartbeat::Slot;
 use crate::arbiter::signals::{Event, SignalPipe};
 use crate::config::Config;
 use crate::http::head::{self, BodyKind, Limits, RequestHead};
@@ -73,6 +74,8 @@ pub(super) struct Server<'a> {
     /// TERM received: accept nothing new, finish what is in flight.
     stopping: bool,
     last_sweep: Instant,
+    /// Shared-memory liveness slot the master watches.
+    heartbeat: Slot,
 }
 
 impl<'a> Server<'a> {
@@ -82,6 +85,7 @@ impl<'a> Server<'a> {
         pipe: &SignalPipe,
         wsgi: Wsgi,
         access: Option<AccessLog>,
+        heartbeat: Slot,
     ) -> io::Result<Server<'a>> {
         let poll = Poll::new()?;
         poll.registry()
@@ -104,6 +108,7 @@ impl<'a> Server<'a> {
             limits: config.limits,
             stopping: false,
             last_sweep: Instant::now(),
+            heartbeat,
         })
     }
 
@@ -118,6 +123,7 @@ impl<'a> Server<'a> {
             if self.stopping && self.conns.iter().all(Option::is_none) {
                 return Ok(());
             }
+            self.heartbeat.beat();
             let poll = &mut self.poll;
             let result = py.detach(|| poll.poll(&mut events, Some(Duration::from_millis(500))));
             if let Err(e) = result
@@ -382,6 +388,7 @@ impl<'a> Server<'a> {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        self.heartbeat.beat();
         let started = SystemTime::now();
         let clock = Instant::now();
         let io = ConnIo {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use crate::arbiter::heartbeat::Slot;
 use crate::arbiter::signals::{self, SignalPipe};
 use crate::config::Config;
 use crate::listen::Listener;
@@ -47,6 +48,8 @@ pub struct WorkerInit<'a> {
     pub listeners: Vec<Listener>,
     /// Write end of the master's boot pipe: we write our pid once the app loaded.
     pub booted: OwnedFd,
+    /// Our liveness slot in the master's shared memory.
+    pub heartbeat: Slot,
 }
 
 /// Run a worker in the freshly forked child, holding the GIL. Never returns.
@@ -114,6 +117,7 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> WorkerExit {
         &pipe,
         wsgi,
         access,
+        init.heartbeat,
     ) {
         Ok(s) => s,
         Err(e) => {
