@@ -31,6 +31,9 @@ pub enum StartupError {
     /// The interpreter did not start.
     #[error(transparent)]
     Python(#[from] InterpError),
+    /// The Python config file failed.
+    #[error(transparent)]
+    Conf(#[from] crate::python::conf::ConfError),
     /// Any other system call failure during start-up.
     #[error("{context}: {source}")]
     Os {
@@ -46,6 +49,8 @@ impl StartupError {
     pub fn exit_code(&self) -> i32 {
         match self {
             StartupError::Setting(_) => EXIT_USAGE,
+            StartupError::Conf(crate::python::conf::ConfError::Setting(_)) => EXIT_USAGE,
+            StartupError::Conf(crate::python::conf::ConfError::Failed { .. }) => EXIT_RUNTIME,
             StartupError::Bind(_)
             | StartupError::Activation(_)
             | StartupError::Python(_)

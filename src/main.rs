@@ -1,9 +1,10 @@
-//! `rgunicorn`: argv → Config → run → exit code. Nothing else.
+//! `rgunicorn`: argv → settings → run → exit code. Nothing else.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 
 use rgunicorn::config::cli::{self, Command, Generated};
+use rgunicorn::config::raw::Source;
 use rgunicorn::error::EXIT_USAGE;
 
 fn main() -> ExitCode {
@@ -16,17 +17,8 @@ fn main() -> ExitCode {
     }
     let lookup = |k: &str| env.get(k).cloned();
 
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    for var in ["RGUNICORN_CMD_ARGS", "GUNICORN_CMD_ARGS"] {
-        if let Some(extra) = lookup(var) {
-            // Command-line arguments win: they come after the env ones.
-            let mut words: Vec<String> = extra.split_whitespace().map(str::to_owned).collect();
-            words.append(&mut args);
-            args = words;
-            break;
-        }
-    }
-    let config = match cli::parse(args) {
+    let mut raw = match cli::parse(std::env::args().skip(1), Source::CommandLine) {
+        Ok(Command::Run(raw)) => raw,
         Ok(Command::Help) => {
             print!("{}", rgunicorn::config::docs::help());
             return ExitCode::SUCCESS;
@@ -39,16 +31,32 @@ fn main() -> ExitCode {
             print!("{}", rgunicorn::config::docs::man_page());
             return ExitCode::SUCCESS;
         }
-        Ok(Command::Run(config)) => config.finish(&lookup),
-        Err(e) => Err(e),
-    };
-    let config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rgunicorn: error: {e}");
-            eprintln!("Try 'rgunicorn --help' for more information.");
-            return ExitCode::from(EXIT_USAGE as u8);
+        Ok(Command::Generate(Generated::ConfMan)) => {
+            print!("{}", rgunicorn::config::docs::conf_man_page());
+            return ExitCode::SUCCESS;
         }
+        Err(e) => return usage_error(&e),
     };
-    ExitCode::from(rgunicorn::run(config, &lookup) as u8)
+    // RGUNICORN_CMD_ARGS (else GUNICORN_CMD_ARGS): below the command line, above
+    // the config file.
+    for var in ["RGUNICORN_CMD_ARGS", "GUNICORN_CMD_ARGS"] {
+        let Some(text) = lookup(var) else { continue };
+        let words = match cli::split_words(&text) {
+            Ok(w) => w,
+            Err(e) => return usage_error(&e),
+        };
+        match cli::parse(words, Source::CmdArgsEnv(var)) {
+            Ok(Command::Run(env_raw)) => raw.extend(env_raw),
+            Ok(_) => {}
+            Err(e) => return usage_error(&e),
+        }
+        break;
+    }
+    ExitCode::from(rgunicorn::run(raw, &lookup) as u8)
+}
+
+fn usage_error(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("rgunicorn: error: {e}");
+    eprintln!("Try 'rgunicorn --help' for more information.");
+    ExitCode::from(EXIT_USAGE as u8)
 }

@@ -23,8 +23,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use pyo3::Python;
+
 use crate::config::Config;
 use crate::listen::Listener;
+use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
 use crate::systemd::notify::Notifier;
 use crate::worker::WorkerExit;
 use signals::{Event, SignalPipe};
@@ -40,6 +43,8 @@ struct WorkerState {
     slot: heartbeat::Slot,
     /// When we sent SIGABRT for a timeout; SIGKILL follows if it lingers.
     aborted_at: Option<Instant>,
+    /// Spawn counter value, Gunicorn's `worker.age`.
+    age: u64,
 }
 
 /// How long an aborted worker may take to die before SIGKILL.
@@ -67,6 +72,10 @@ pub struct Arbiter {
     ready_sent: bool,
     phase: Phase,
     heartbeats: heartbeat::Heartbeats,
+    /// Server hooks from the Python config file.
+    hooks: Hooks,
+    /// Workers spawned so far (the next worker's age).
+    spawned: u64,
 }
 
 impl Arbiter {
@@ -79,6 +88,7 @@ impl Arbiter {
         listeners: Vec<Listener>,
         signals: SignalPipe,
         notifier: Notifier,
+        hooks: Hooks,
     ) -> nix::Result<Arbiter> {
         let (booted_read, booted_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -95,6 +105,8 @@ impl Arbiter {
             heartbeats: heartbeat::Heartbeats::new().map_err(|e| {
                 nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOMEM))
             })?,
+            hooks,
+            spawned: 0,
         })
     }
 
@@ -114,13 +126,16 @@ impl Arbiter {
                 }
             }
             if let Some(code) = self.reap() {
-                return self.halt(code);
+                let code = self.halt(code);
+                self.exit_hooks();
+                return code;
             }
             self.read_boot_reports();
             self.check_timeouts();
             if let Phase::Stopping { deadline, .. } = self.phase {
                 if self.workers.is_empty() {
                     crate::log::info("Shutting down: Master");
+                    self.exit_hooks();
                     return 0;
                 }
                 if Instant::now() >= deadline {
@@ -130,12 +145,37 @@ impl Arbiter {
         }
     }
 
+    /// The hooks' view of the master.
+    fn view(&self) -> ServerView {
+        ServerView {
+            pid: std::process::id(),
+            num_workers: self.config.workers,
+        }
+    }
+
+    fn exit_hooks(&self) {
+        if self.hooks.is_set(Hook::OnExit) {
+            Python::attach(|py| self.hooks.on_exit(py, self.view()));
+        }
+    }
+
     fn spawn_missing(&mut self) {
         while self.workers.len() < self.config.workers {
             let Some(slot) = self.heartbeats.allocate() else {
                 crate::log::error("no free heartbeat slot; not spawning");
                 return;
             };
+            self.spawned += 1;
+            let age = self.spawned;
+            if self.hooks.is_set(Hook::PreFork) {
+                let worker = WorkerView {
+                    pid: None,
+                    ppid: std::process::id(),
+                    age,
+                    alive: true,
+                };
+                Python::attach(|py| self.hooks.pre_fork(py, self.view(), worker));
+            }
             let close_in_child = [self.signals.fd(), self.booted_read.as_raw_fd()];
             let spawned = spawn::spawn_worker(
                 &self.config,
@@ -143,6 +183,8 @@ impl Arbiter {
                 &self.booted_write,
                 slot,
                 &close_in_child,
+                &self.hooks,
+                age,
             );
             match spawned {
                 Ok(pid) => {
@@ -150,6 +192,7 @@ impl Arbiter {
                         booted: false,
                         slot,
                         aborted_at: None,
+                        age,
                     };
                     self.workers.insert(pid, state);
                 }
@@ -260,6 +303,7 @@ impl Arbiter {
                         continue;
                     };
                     self.heartbeats.release(w.slot);
+                    self.child_exit(pid, &w);
                     match WorkerExit::from_code(code) {
                         Some(WorkerExit::AppLoadError) => {
                             crate::log::error(&format!(
@@ -283,6 +327,7 @@ impl Arbiter {
                 Ok(WaitStatus::Signaled(pid, sig, _)) => {
                     if let Some(w) = self.workers.remove(&pid) {
                         self.heartbeats.release(w.slot);
+                        self.child_exit(pid, &w);
                         if self.phase == Phase::Running {
                             crate::log::error(&format!("Worker (pid:{pid}) was sent {sig}!"));
                         }
@@ -293,6 +338,18 @@ impl Arbiter {
             }
         }
         halt
+    }
+
+    fn child_exit(&self, pid: Pid, w: &WorkerState) {
+        if self.hooks.is_set(Hook::ChildExit) {
+            let worker = WorkerView {
+                pid: Some(pid.as_raw() as u32),
+                ppid: std::process::id(),
+                age: w.age,
+                alive: false,
+            };
+            Python::attach(|py| self.hooks.child_exit(py, self.view(), worker));
+        }
     }
 
     /// Mark workers that reported a loaded app; send READY=1 when all have.
@@ -312,6 +369,9 @@ impl Arbiter {
         let booted = self.workers.values().filter(|w| w.booted).count();
         if !self.ready_sent && self.phase == Phase::Running && booted >= self.config.workers {
             self.ready_sent = true;
+            if self.hooks.is_set(Hook::WhenReady) {
+                Python::attach(|py| self.hooks.when_ready(py, self.view()));
+            }
             self.notifier.ready(&self.status_line(booted));
             crate::log::info(&format!("Ready: {booted} worker(s) serving"));
         }

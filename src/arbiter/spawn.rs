@@ -14,6 +14,7 @@ use pyo3::ffi;
 use super::heartbeat::Slot;
 use crate::config::Config;
 use crate::listen::Listener;
+use crate::python::hooks::Hooks;
 use crate::worker::{WorkerInit, run_worker};
 
 /// Fork a worker. In the child, `listeners` are duplicated into the worker's own
@@ -27,6 +28,8 @@ pub fn spawn_worker(
     booted_write: &OwnedFd,
     heartbeat: Slot,
     close_in_child: &[std::os::fd::RawFd],
+    hooks: &Hooks,
+    age: u64,
 ) -> nix::Result<Pid> {
     Python::attach(|py| {
         // SAFETY: we hold the GIL and the master is single-threaded (no Rust
@@ -48,7 +51,8 @@ pub fn spawn_worker(
                     // SAFETY: these are master-only descriptors nothing in the child uses.
                     unsafe { libc::close(*fd) };
                 }
-                let init = child_init(config, listeners, booted_write, heartbeat);
+                let mut init = child_init(config, listeners, booted_write, heartbeat, hooks);
+                init.age = age;
                 run_worker(py, init)
             }
         }
@@ -61,6 +65,7 @@ fn child_init<'a>(
     listeners: &[Listener],
     booted_write: &OwnedFd,
     heartbeat: Slot,
+    hooks: &'a Hooks,
 ) -> WorkerInit<'a> {
     let listeners = listeners
         .iter()
@@ -81,5 +86,7 @@ fn child_init<'a>(
         listeners,
         booted,
         heartbeat,
+        hooks,
+        age: 0,
     }
 }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::{Arity, SETTINGS, Section};
+use super::{Arity, Kind, Process, SETTINGS, Section, Support};
 
 /// The `--help` text, grouped by section.
 pub fn help() -> String {
@@ -19,14 +19,24 @@ pub fn help() -> String {
         "the expression defaults to 'application'.\n"
     ));
     for section in Section::ALL {
+        let mut listed = SETTINGS
+            .iter()
+            .filter(|s| s.section == section && !s.flags.is_empty())
+            .peekable();
+        if listed.peek().is_none() {
+            continue;
+        }
         let _ = write!(out, "\n{}:\n", section.title());
-        for s in SETTINGS.iter().filter(|s| s.section == section) {
+        for s in listed {
             let mut flags = s.flags.join(", ");
             if let Arity::Value { metavar } = s.arity {
                 let _ = write!(flags, " {metavar}");
             }
             let _ = write!(out, "  {flags:<36} {}", s.summary);
-            if !s.default.is_empty() && s.arity != Arity::Switch {
+            if s.support == Support::NotYet {
+                out.push_str(" (not supported yet)");
+            }
+            if !s.default.is_empty() && !matches!(s.arity, Arity::Switch { .. }) {
                 let _ = write!(out, " [{}]", s.default);
             }
             out.push('\n');
@@ -41,6 +51,155 @@ pub fn help() -> String {
     out
 }
 
+/// rgunicorn.conf(5) in roff: every setting and every server hook.
+pub fn conf_man_page() -> String {
+    let mut out = String::new();
+    out.push_str(concat!(
+        ".TH RGUNICORN.CONF 5 \"\" \"rgunicorn ",
+        env!("CARGO_PKG_VERSION"),
+        "\" \"File Formats\"\n"
+    ));
+    out.push_str(CONF_HEAD);
+    out.push_str(".SH SETTINGS\n");
+    for section in Section::ALL.into_iter().filter(|s| *s != Section::Hooks) {
+        let _ = writeln!(out, ".SS {}", section.title());
+        for s in SETTINGS.iter().filter(|s| s.section == section) {
+            let _ = writeln!(
+                out,
+                ".TP\n\\fB{}\\fR ({})",
+                roff_escape(s.key),
+                kind_name(s.kind)
+            );
+            let _ = write!(out, "{}. {}", roff_escape(s.summary), roff_escape(s.doc));
+            if !s.default.is_empty() {
+                let _ = write!(out, " Default: \\fB{}\\fR.", roff_escape(s.default));
+            }
+            if !s.flags.is_empty() {
+                let flags: Vec<String> = s
+                    .flags
+                    .iter()
+                    .map(|f| format!("\\fB{}\\fR", roff_escape(f)))
+                    .collect();
+                let _ = write!(out, " Command line: {}.", flags.join(", "));
+            }
+            if let Some(var) = s.env_fallback {
+                let _ = write!(out, " Falls back to \\fB${var}\\fR.");
+            }
+            let _ = write!(out, " Acts in the {}.", process_name(s.process));
+            if s.support == Support::NotYet {
+                out.push_str(" Not supported yet: only the default is accepted.");
+            }
+            out.push('\n');
+        }
+    }
+    out.push_str(".SH SERVER HOOKS\n");
+    out.push_str(
+        "Hooks are functions defined in a Python config file under these names. Each is \
+         checked for its number of positional arguments when the file is read. A hook \
+         that raises is logged with its traceback and the server carries on.\n",
+    );
+    for s in SETTINGS.iter().filter(|s| s.section == Section::Hooks) {
+        let Kind::Hook(arity) = s.kind else { continue };
+        let _ = writeln!(
+            out,
+            ".TP\n\\fB{}\\fR ({arity} argument{}, runs in the {})",
+            roff_escape(s.key),
+            if arity == 1 { "" } else { "s" },
+            process_name(s.process)
+        );
+        let _ = write!(out, "{}. {}", roff_escape(s.summary), roff_escape(s.doc));
+        if s.support == Support::NotYet {
+            out.push_str(" Not fired yet: the event that calls it is not implemented.");
+        }
+        out.push('\n');
+    }
+    out.push_str(CONF_TAIL);
+    out
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Bool => "boolean",
+        Kind::Int => "integer",
+        Kind::Str => "string",
+        Kind::List => "list",
+        Kind::Dict => "dict",
+        Kind::Hook(_) => "callable",
+    }
+}
+
+fn process_name(p: Process) -> &'static str {
+    match p {
+        Process::Master => "master",
+        Process::Worker => "workers",
+    }
+}
+
+const CONF_HEAD: &str = r#".SH NAME
+rgunicorn.conf \- rgunicorn configuration files
+.SH SYNOPSIS
+.B gunicorn.conf.py
+.br
+.B /etc/rgunicorn/\fINAME\fB.conf
+.SH DESCRIPTION
+rgunicorn reads Gunicorn's settings from four sources, each overriding the one
+before: defaults; the environment variables \fBPORT\fR, \fBWEB_CONCURRENCY\fR and
+\fBFORWARDED_ALLOW_IPS\fR; a config file; \fBRGUNICORN_CMD_ARGS\fR (or
+\fBGUNICORN_CMD_ARGS\fR); the command line. For a list setting such as
+\fBbind\fR, the highest source that sets it replaces the lower ones entirely.
+.PP
+The config file is named with \fB\-c\fR. Without it, \fB./gunicorn.conf.py\fR is
+read when present.
+.TP
+.B Python files
+A file such as \fBgunicorn.conf.py\fR, or \fBpython:\fImodule\fR, runs in the
+embedded interpreter. Module-level names that are setting keys set those settings;
+functions named after server hooks define the hooks. Other names are ignored,
+except values whose names are a typo away from a setting key, which are errors.
+\fBvirtualenv\fR cannot be set here: the interpreter is already running.
+.TP
+.B INI files
+A file ending in \fB.ini\fR or \fB.conf\fR holds a \fB[rgunicorn]\fR section of
+\fIkey\fR = \fIvalue\fR lines, keys being setting names. Lines starting with
+\fB#\fR or \fB;\fR are comments; an indented line continues the previous value,
+one item per line for list settings, which may also be repeated. This is the format
+of the instance files \fB/etc/rgunicorn/\fINAME\fB.conf\fR read by
+\fBrgunicorn@\fINAME\fB.service\fR, which name the application with
+\fBwsgi_app\fR.
+.PP
+An unknown key is an error with a suggestion; a bad value is an error naming the
+key, the value and the file and line; both exit with status 2.
+"#;
+
+const CONF_TAIL: &str = r#".SH EXAMPLES
+A Python config file:
+.PP
+.nf
+.RS
+bind = ["127.0.0.1:8000", "unix:/run/app.sock"]
+workers = 4
+accesslog = "\-"
+
+def post_fork(server, worker):
+    server.log.info("Worker spawned (pid: %s)", worker.pid)
+.RE
+.fi
+.PP
+An INI instance file, /etc/rgunicorn/site.conf:
+.PP
+.nf
+.RS
+[rgunicorn]
+wsgi_app = site.wsgi:application
+chdir = /srv/site
+workers = 4
+bind = unix:/run/rgunicorn/site.sock
+.RE
+.fi
+.SH SEE ALSO
+.BR rgunicorn (1)
+"#;
+
 /// rgunicorn(1) in roff.
 pub fn man_page() -> String {
     let mut out = String::new();
@@ -52,8 +211,15 @@ pub fn man_page() -> String {
     out.push_str(MAN_HEAD);
     out.push_str(".SH OPTIONS\n");
     for section in Section::ALL {
+        let mut listed = SETTINGS
+            .iter()
+            .filter(|s| s.section == section && !s.flags.is_empty())
+            .peekable();
+        if listed.peek().is_none() {
+            continue;
+        }
         let _ = writeln!(out, ".SS {}", section.title());
-        for s in SETTINGS.iter().filter(|s| s.section == section) {
+        for s in listed {
             let mut flags = s
                 .flags
                 .iter()
@@ -207,9 +373,32 @@ mod tests {
     }
 
     #[test]
+    fn conf_man_page_in_the_tree_is_fresh() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/man/rgunicorn.conf.5");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == conf_man_page(),
+            "man/rgunicorn.conf.5 is stale; regenerate it with: \
+             cargo run -- --generate conf-man > man/rgunicorn.conf.5"
+        );
+    }
+
+    #[test]
+    fn conf_man_page_documents_every_setting_and_hook() {
+        let page = conf_man_page();
+        for s in SETTINGS {
+            assert!(
+                page.contains(&format!("\\fB{}\\fR (", roff_escape(s.key))),
+                "{}",
+                s.key
+            );
+        }
+    }
+
+    #[test]
     fn man_page_documents_every_setting() {
         let page = man_page();
-        for s in SETTINGS {
+        for s in SETTINGS.iter().filter(|s| !s.flags.is_empty()) {
             assert!(
                 page.contains(&format!("Setting: \\fB{}\\fR", roff_escape(s.key))),
                 "{}",

@@ -6,13 +6,20 @@
 //! exist in one place and be missing from another. Names, flag spellings and
 //! defaults follow Gunicorn's settings reference.
 //!
-//! The flow is: argv (and later config files) → [`Config::apply`] per setting →
-//! [`Config::finish`] resolves env fallbacks → read-only [`Config`] for the run.
-//! `apply` validates and never does I/O.
+//! Two stages: [`raw::RawSettings`] is what was typed, source by source (command
+//! line, `RGUNICORN_CMD_ARGS`, a config file), as strings. [`resolve`] applies
+//! them in Gunicorn's precedence order through each setting's `apply`, which
+//! validates and never does I/O, then the documented env fallbacks, and yields
+//! the read-only [`Config`] plus where each value came from.
 
 pub mod cli;
 mod defs;
 pub mod docs;
+pub mod ini;
+pub mod raw;
+pub mod resolve;
+
+pub use resolve::{Origins, resolve};
 
 use std::path::PathBuf;
 
@@ -55,6 +62,39 @@ pub enum SettingError {
     /// No application was named.
     #[error("no application module specified")]
     MissingApp,
+    /// A key in a config file that no setting declares.
+    #[error("{origin}: unknown setting {key:?}{}", suggestion_text(.suggestion))]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// The closest declared key, if any is close.
+        suggestion: Option<&'static str>,
+        /// Where it was written (file and line).
+        origin: String,
+    },
+    /// A value refused, with where it came from.
+    #[error("{origin}: {error}")]
+    At {
+        /// The underlying error.
+        error: Box<SettingError>,
+        /// Where the value was written.
+        origin: String,
+    },
+    /// A setting rgunicorn knows but does not implement yet, set to a non-default value.
+    #[error(
+        "setting {key} is not supported yet by rgunicorn (value {value:?}); remove it or leave it at its default {default:?}"
+    )]
+    NotSupported {
+        /// Setting key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// The default it may be left at.
+        default: &'static str,
+    },
+    /// The config file could not be read or parsed.
+    #[error("{0}")]
+    File(String),
     /// More than one positional argument.
     #[error("unexpected argument {0:?}")]
     ExtraArgument(String),
@@ -80,16 +120,28 @@ pub enum Section {
     Security,
     /// Error and access logs.
     Logging,
+    /// Config file and debugging.
+    Config,
+    /// Process naming.
+    ProcessNaming,
+    /// TLS (not supported yet).
+    Ssl,
+    /// Server hooks (Python config files only).
+    Hooks,
 }
 
 impl Section {
     /// All sections in display order.
-    pub const ALL: [Section; 5] = [
+    pub const ALL: [Section; 9] = [
+        Section::Config,
         Section::Socket,
         Section::Worker,
         Section::Server,
         Section::Security,
         Section::Logging,
+        Section::ProcessNaming,
+        Section::Ssl,
+        Section::Hooks,
     ];
 
     /// Heading used in `--help` and the man pages.
@@ -100,6 +152,10 @@ impl Section {
             Section::Server => "Server Mechanics",
             Section::Security => "Security",
             Section::Logging => "Logging",
+            Section::Config => "Config File",
+            Section::ProcessNaming => "Process Naming",
+            Section::Ssl => "SSL",
+            Section::Hooks => "Server Hooks",
         }
     }
 }
@@ -113,16 +169,46 @@ pub enum Process {
     Worker,
 }
 
+/// The type of a setting's value: drives config-file conversion and
+/// `--print-config`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// true/false.
+    Bool,
+    /// A non-negative integer.
+    Int,
+    /// A string.
+    Str,
+    /// A list of strings; repeated flags or config entries append.
+    List,
+    /// A Python dict (config file only).
+    Dict,
+    /// A server hook: a callable taking this many positional arguments.
+    Hook(u8),
+}
+
 /// Whether a flag takes a value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arity {
-    /// `--flag` sets the setting to true.
-    Switch,
+    /// `--flag` applies `value` (`"true"` for store-true flags).
+    Switch {
+        /// What the flag sets.
+        value: &'static str,
+    },
     /// `--flag VALUE`.
     Value {
         /// Placeholder shown in help, e.g. `ADDRESS`.
         metavar: &'static str,
     },
+}
+
+/// Whether rgunicorn implements a setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    /// Implemented.
+    Full,
+    /// Known (Gunicorn has it) but not implemented yet: only the default is accepted.
+    NotYet,
 }
 
 /// One setting's declaration: everything the parser and the docs need.
@@ -133,6 +219,8 @@ pub struct Setting {
     pub flags: &'static [&'static str],
     /// Switch or value-taking.
     pub arity: Arity,
+    /// Value type.
+    pub kind: Kind,
     /// Group for help and docs.
     pub section: Section,
     /// Default as shown to users.
@@ -145,8 +233,16 @@ pub struct Setting {
     pub env_fallback: Option<&'static str>,
     /// Where the setting acts.
     pub process: Process,
+    /// Implemented, or known but refused unless left at its default.
+    pub support: Support,
     /// Validate `value` and store it into `config`. Never does I/O.
     pub apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+impl std::fmt::Debug for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Setting({})", self.key)
+    }
 }
 
 /// The registry: every setting, in section order.
@@ -157,12 +253,29 @@ pub fn setting(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().copied().find(|s| s.key == key)
 }
 
-/// The resolved configuration, read-only once [`Config::finish`] has run.
+/// Which request headers with `_` in their name reach the app (`header_map`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderMap {
+    /// Drop them (Gunicorn 22+ default: they could spoof proxy headers).
+    Drop,
+    /// Refuse the request with 400.
+    Refuse,
+    /// Pass them, mapped like any other header.
+    Dangerous,
+}
+
+/// The resolved configuration: read-only once [`resolve`] returns it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// `APP_MODULE`: `module[:expression]`.
+    /// `wsgi_app` / APP_MODULE: `module[:expression]`.
     pub app_uri: String,
-    /// Addresses to bind (empty until [`Config::finish`] picks the default).
+    /// The config file that was read, if any.
+    pub config_file: Option<String>,
+    /// `--check-config`: validate, load the app, exit.
+    pub check_config: bool,
+    /// `--print-config`: print every effective value, exit.
+    pub print_config: bool,
+    /// Addresses to bind (the default is chosen at start-up, when no socket was passed).
     pub bind: Vec<Address>,
     /// listen(2) backlog for sockets we bind.
     pub backlog: i32,
@@ -170,6 +283,8 @@ pub struct Config {
     pub reuse_port: bool,
     /// Number of worker processes.
     pub workers: usize,
+    /// Most simultaneous connections per worker.
+    pub worker_connections: usize,
     /// Seconds a worker may be silent before it is killed (0 disables).
     pub timeout: u64,
     /// Seconds a graceful stop waits for in-flight requests.
@@ -178,12 +293,18 @@ pub struct Config {
     pub keepalive: u64,
     /// Request head limits.
     pub limits: Limits,
+    /// What to do with header names containing `_`.
+    pub header_map: HeaderMap,
+    /// Use sendfile(2) for `wsgi.file_wrapper` responses.
+    pub sendfile_enabled: bool,
     /// Directory to change to before loading the app.
     pub chdir: Option<PathBuf>,
     /// Extra directories prepended to sys.path.
     pub pythonpath: Vec<PathBuf>,
     /// Virtualenv whose packages the app may import.
     pub virtualenv: Option<PathBuf>,
+    /// `KEY=VALUE` pairs set in the environment before the app loads.
+    pub raw_env: Vec<(String, String)>,
     /// Access log destination (`-` is stdout); none disables the access log.
     pub accesslog: Option<String>,
     /// Access log format in Gunicorn's `%(x)s` atoms.
@@ -192,100 +313,69 @@ pub struct Config {
     pub errorlog: String,
     /// Minimum level written to the error log.
     pub loglevel: crate::log::Level,
+    /// Process title base name (`proc_name`, else `default_proc_name`).
+    pub proc_name: Option<String>,
+    /// Fallback process title base name.
+    pub default_proc_name: String,
     /// Value of the `Server` response header.
     pub server_header: String,
     /// SCRIPT_NAME from the environment: the URL prefix the app is mounted at.
     pub script_name: String,
-    /// Settings explicitly given, so env fallbacks don't override them.
-    given: Vec<&'static str>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             app_uri: String::new(),
+            config_file: None,
+            check_config: false,
+            print_config: false,
             bind: Vec::new(),
             backlog: 2048,
             reuse_port: false,
             workers: 1,
+            worker_connections: 1000,
             timeout: 30,
             graceful_timeout: 30,
             keepalive: 2,
             limits: Limits::default(),
+            header_map: HeaderMap::Drop,
+            sendfile_enabled: true,
             chdir: None,
             pythonpath: Vec::new(),
             virtualenv: None,
+            raw_env: Vec::new(),
             accesslog: None,
             access_log_format: crate::log::access::DEFAULT_FORMAT.to_owned(),
             errorlog: "-".to_owned(),
             loglevel: crate::log::Level::Info,
+            proc_name: None,
+            default_proc_name: "rgunicorn".to_owned(),
             server_header: "rgunicorn".to_owned(),
             script_name: String::new(),
-            given: Vec::new(),
         }
     }
 }
 
-impl Config {
-    /// Apply one typed value to the setting named `key`.
-    ///
-    /// # Errors
-    /// [`SettingError::Invalid`] naming the key and the value.
-    pub fn apply(&mut self, setting: &'static Setting, value: &str) -> Result<(), SettingError> {
-        (setting.apply)(self, value).map_err(|reason| SettingError::Invalid {
-            key: setting.key,
-            value: value.to_owned(),
-            reason,
-        })?;
-        self.given.push(setting.key);
+/// The value check of a setting rgunicorn does not implement yet: its default
+/// (in any spelling of the same value) is accepted, anything else refused.
+pub(crate) fn not_yet(s: &'static Setting, value: &str) -> Result<(), SettingError> {
+    let same = match s.kind {
+        Kind::Bool => parse_bool(value).ok() == parse_bool(s.default).ok(),
+        Kind::Int => parse_uint::<u64>(value).ok() == parse_uint::<u64>(s.default).ok(),
+        Kind::List | Kind::Dict => value.trim().is_empty() || value.trim() == "{}",
+        Kind::Str | Kind::Hook(_) => {
+            value == s.default || (value.is_empty() && s.default == "None")
+        }
+    };
+    if same {
         Ok(())
-    }
-
-    /// True when `key` was set explicitly (not left at its default).
-    pub fn is_given(&self, key: &str) -> bool {
-        self.given.contains(&key)
-    }
-
-    /// Resolve env fallbacks and derived values. `env` is the process environment
-    /// as a lookup function, so tests don't touch `std::env`.
-    ///
-    /// # Errors
-    /// A fallback variable holding a bad value.
-    pub fn finish(mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, SettingError> {
-        for setting in SETTINGS {
-            let Some(var) = setting.env_fallback else {
-                continue;
-            };
-            if self.is_given(setting.key) {
-                continue;
-            }
-            if let Some(value) = env(var) {
-                (setting.apply)(&mut self, &value).map_err(|reason| SettingError::Invalid {
-                    key: setting.key,
-                    value: format!("{value} (from ${var})"),
-                    reason,
-                })?;
-            }
-        }
-        // Gunicorn's documented PORT fallback: bind 0.0.0.0:$PORT when no bind is given.
-        if self.bind.is_empty()
-            && !self.is_given("bind")
-            && let Some(port) = env("PORT").filter(|p| !p.is_empty())
-        {
-            let addr = Address::parse(&format!("0.0.0.0:{port}")).map_err(|reason| {
-                SettingError::Invalid {
-                    key: "bind",
-                    value: format!("{port} (from $PORT)"),
-                    reason,
-                }
-            })?;
-            self.bind.push(addr);
-        }
-        self.script_name = env("SCRIPT_NAME").unwrap_or_default();
-        if self.app_uri.is_empty() {
-            return Err(SettingError::MissingApp);
-        }
-        Ok(self)
+    } else {
+        Err(SettingError::NotSupported {
+            key: s.key,
+            value: value.to_owned(),
+            default: s.default,
+        })
     }
 }
 
@@ -333,10 +423,29 @@ mod tests {
     }
 
     #[test]
+    fn value_flags_have_a_metavar_and_hooks_have_no_flag() {
+        for s in SETTINGS {
+            if let Arity::Value { metavar } = s.arity {
+                assert!(!metavar.is_empty(), "{}", s.key);
+            }
+            if let Kind::Hook(arity) = s.kind {
+                assert!(s.flags.is_empty(), "{}", s.key);
+                assert!(arity >= 1, "{}", s.key);
+                assert_eq!(s.section, Section::Hooks);
+            }
+        }
+    }
+
+    #[test]
     fn declared_defaults_match_config_default() {
         let base = Config::default();
         for s in SETTINGS {
-            if s.default.is_empty() {
+            // `config` defaults to ./gunicorn.conf.py only when that file exists.
+            if s.default.is_empty()
+                || s.default == "None"
+                || s.key == "config"
+                || matches!(s.kind, Kind::Hook(_))
+            {
                 continue;
             }
             let mut c = Config::default();
@@ -350,26 +459,49 @@ mod tests {
     }
 
     #[test]
-    fn web_concurrency_is_a_fallback_not_an_override() {
-        let env = |k: &str| (k == "WEB_CONCURRENCY").then(|| "3".to_owned());
-        let mut c = Config {
-            app_uri: "a:b".into(),
-            ..Config::default()
-        };
-        let c1 = c.clone().finish(&env).unwrap();
-        assert_eq!(c1.workers, 3);
-        c.apply(setting("workers").unwrap(), "5").unwrap();
-        assert_eq!(c.finish(&env).unwrap().workers, 5);
+    fn not_yet_settings_accept_only_their_default() {
+        let not_yet = SETTINGS
+            .iter()
+            .filter(|s| s.support == Support::NotYet && !matches!(s.kind, Kind::Hook(_)));
+        for s in not_yet {
+            let mut c = Config::default();
+            let default = if s.default == "None" { "" } else { s.default };
+            assert!(
+                resolve::apply_value(&mut c, s, default).is_ok(),
+                "{}",
+                s.key
+            );
+            let refused = resolve::apply_value(&mut c, s, "surely-not-the-default-42");
+            assert!(
+                matches!(refused, Err(SettingError::NotSupported { .. })),
+                "{}",
+                s.key
+            );
+        }
     }
 
     #[test]
-    fn port_env_sets_default_bind() {
-        let env = |k: &str| (k == "PORT").then(|| "9000".to_owned());
-        let c = Config {
-            app_uri: "a:b".into(),
-            ..Config::default()
-        };
-        let c = c.finish(&env).unwrap();
-        assert_eq!(c.bind, vec![Address::parse("0.0.0.0:9000").unwrap()]);
+    fn every_gunicorn_23_setting_is_known() {
+        let names = "bind backlog workers worker_class threads worker_connections \
+            max_requests max_requests_jitter timeout graceful_timeout keepalive \
+            limit_request_line limit_request_fields limit_request_field_size reload \
+            reload_engine reload_extra_files spew check_config print_config preload_app \
+            sendfile reuse_port chdir daemon raw_env pidfile worker_tmp_dir user group \
+            umask initgroups tmp_upload_dir secure_scheme_headers forwarded_allow_ips \
+            accesslog disable_redirect_access_to_syslog access_log_format errorlog \
+            loglevel capture_output logger_class logconfig logconfig_dict logconfig_json \
+            syslog_addr syslog syslog_prefix syslog_facility enable_stdio_inheritance \
+            statsd_host dogstatsd_tags statsd_prefix proc_name default_proc_name \
+            pythonpath paste proxy_protocol proxy_allow_ips keyfile certfile ssl_version \
+            cert_reqs ca_certs suppress_ragged_eofs do_handshake_on_connect ciphers \
+            raw_paste_global_conf strip_header_spaces permit_unconventional_http_method \
+            permit_unconventional_http_version casefold_http_method forwarder_headers \
+            header_map on_starting on_reload when_ready pre_fork post_fork \
+            post_worker_init worker_int worker_abort pre_exec pre_request post_request \
+            child_exit worker_exit nworkers_changed on_exit ssl_context wsgi_app config \
+            virtualenv";
+        for name in names.split_whitespace() {
+            assert!(setting(name).is_some(), "{name} is not in the registry");
+        }
     }
 }

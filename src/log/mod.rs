@@ -1,17 +1,36 @@
-//! Error log: Gunicorn's line format to stderr or `--error-logfile`.
+//! Error log: Gunicorn's line format to stderr or `--error-logfile`, or journald's
+//! native protocol when running under systemd.
 //!
-//! Lines look like `[2026-11-25 09:00:00 +0000] [1234] [INFO] Listening at: ...`
-//! and are written with one write(2) each, so lines from the master and its workers
-//! never interleave mid-line. The sink is process-wide (like the `log` crate's
-//! logger) and is set once at startup; workers inherit it across fork.
-//! journald's native protocol arrives with the systemd issue.
+//! Sinks, chosen once by [`init`] from `errorlog` and the environment:
+//! - the journal (see [`journal`]) when stderr is the stream systemd connected to
+//!   it (`$JOURNAL_STREAM` equals fstat(2) of fd 2), or when `errorlog` is
+//!   `journal`/`journald` (an rgunicorn extension). Each record is one entry with
+//!   `MESSAGE`, `PRIORITY` (syslog level) and `SYSLOG_IDENTIFIER=rgunicorn`, so a
+//!   traceback is one entry, not one per line;
+//! - stderr with sd-daemon(3) `<N>` prefixes on every line when started by systemd
+//!   (`$INVOCATION_ID`) but not connected to the journal;
+//! - plain stderr or an append-mode file otherwise. Lines look like
+//!   `[2026-11-25 09:00:00 +0000] [1234] [INFO] Listening at: ...` and are written
+//!   with one write(2) each, so lines from the master and its workers never
+//!   interleave mid-line.
+//!
+//! The sink is process-wide (like the `log` crate's logger), set once at startup
+//! and inherited by workers across fork; [`reopen`] reopens a file sink for USR1.
 
 pub mod access;
+pub mod journal;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
+
+use journal::Journal;
+
+/// `SYSLOG_IDENTIFIER` of every entry we send to the journal.
+pub const SYSLOG_IDENTIFIER: &str = "rgunicorn";
 
 /// Error log severity, ordered from most to least verbose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,11 +69,39 @@ impl Level {
             Level::Critical => "CRITICAL",
         }
     }
+
+    /// The syslog priority (`PRIORITY=`, `<N>` prefix): debug 7, info 6,
+    /// warning 4, error 3, critical 2, as Python's `SysLogHandler` maps them.
+    pub fn syslog_priority(self) -> u8 {
+        match self {
+            Level::Debug => 7,
+            Level::Info => 6,
+            Level::Warning => 4,
+            Level::Error => 3,
+            Level::Critical => 2,
+        }
+    }
 }
 
+/// Where records go; see the module doc for how it is chosen.
 enum Sink {
+    /// Gunicorn's lines on stderr.
     Stderr,
-    File(File),
+    /// Gunicorn's lines on stderr, each line prefixed with `<N>` (sd-daemon(3)).
+    StderrPrefixed,
+    /// Gunicorn's lines appended to a file; `path` is kept for [`reopen`].
+    File { path: PathBuf, file: File },
+    /// One native-protocol entry per record.
+    Journal(Journal),
+}
+
+/// What [`choose_sink`] decided, before anything is opened.
+#[derive(Debug, PartialEq, Eq)]
+enum SinkKind {
+    Stderr,
+    StderrPrefixed,
+    File(PathBuf),
+    Journal,
 }
 
 struct Logger {
@@ -64,14 +111,38 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// Set up the error log. Before this, messages go to stderr at info level.
+/// Set up the error log from the process environment. Before this, messages go to
+/// stderr at info level.
+///
+/// `errorlog` is Gunicorn's setting: `-` (stderr, or the journal when stderr is
+/// connected to it), a file path, or `journal`/`journald` to force the native
+/// protocol (an rgunicorn extension).
 ///
 /// # Errors
-/// The log file cannot be opened.
+/// The log file cannot be opened, or the journal socket cannot be created.
 pub fn init(errorlog: &str, level: Level) -> std::io::Result<()> {
-    let sink = match errorlog {
-        "-" | "" => Sink::Stderr,
-        path => Sink::File(OpenOptions::new().create(true).append(true).open(path)?),
+    init_with_env(errorlog, level, &|k| std::env::var(k).ok())
+}
+
+/// [`init`] reading `JOURNAL_STREAM` and `INVOCATION_ID` through `env`.
+///
+/// # Errors
+/// As [`init`].
+pub fn init_with_env(
+    errorlog: &str,
+    level: Level,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::io::Result<()> {
+    let stderr_is_journal =
+        journal::is_journal_stream(std::io::stderr().as_fd(), env("JOURNAL_STREAM").as_deref());
+    let sink = match choose_sink(errorlog, env, stderr_is_journal) {
+        SinkKind::Stderr => Sink::Stderr,
+        SinkKind::StderrPrefixed => Sink::StderrPrefixed,
+        SinkKind::File(path) => Sink::File {
+            file: open_append(&path)?,
+            path,
+        },
+        SinkKind::Journal => Sink::Journal(Journal::open()?),
     };
     let _ = LOGGER.set(Logger {
         level,
@@ -80,36 +151,113 @@ pub fn init(errorlog: &str, level: Level) -> std::io::Result<()> {
     Ok(())
 }
 
+/// True when `dest` (an `errorlog` or `accesslog` value) names the journal.
+pub fn names_journal(dest: &str) -> bool {
+    matches!(dest, "journal" | "journald")
+}
+
+fn choose_sink(
+    errorlog: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    stderr_is_journal: bool,
+) -> SinkKind {
+    match errorlog {
+        dest if names_journal(dest) => SinkKind::Journal,
+        "-" | "" if stderr_is_journal => SinkKind::Journal,
+        "-" | "" if env("INVOCATION_ID").is_some_and(|v| !v.is_empty()) => SinkKind::StderrPrefixed,
+        "-" | "" => SinkKind::Stderr,
+        path => SinkKind::File(PathBuf::from(path)),
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Reopen a file error log (after logrotate moved it); USR1 calls this in the
+/// master and in each worker. Other sinks have nothing to reopen.
+///
+/// # Errors
+/// The file cannot be reopened; the old descriptor stays in use.
+pub fn reopen() -> std::io::Result<()> {
+    let Some(logger) = LOGGER.get() else {
+        return Ok(());
+    };
+    let mut sink = logger.sink.lock().unwrap_or_else(|p| p.into_inner());
+    sink.reopen()
+}
+
+impl Sink {
+    fn reopen(&mut self) -> std::io::Result<()> {
+        if let Sink::File { path, file } = self {
+            *file = open_append(path)?;
+        }
+        Ok(())
+    }
+}
+
 /// Log `msg` at `level`.
 pub fn log(level: Level, msg: &str) {
     let threshold = LOGGER.get().map_or(Level::Info, |l| l.level);
     if level < threshold {
         return;
     }
-    let line = format!(
-        "[{}] [{}] [{}] {}\n",
-        error_timestamp(SystemTime::now()),
-        std::process::id(),
-        level.label(),
-        msg.trim_end()
-    );
-    write_raw(&line);
+    let msg = msg.trim_end();
+    let Some(logger) = LOGGER.get() else {
+        let _ = std::io::stderr().write_all(gunicorn_line(level, msg).as_bytes());
+        return;
+    };
+    let mut sink = logger.sink.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = match &mut *sink {
+        Sink::Stderr => std::io::stderr().write_all(gunicorn_line(level, msg).as_bytes()),
+        Sink::StderrPrefixed => {
+            let line = prefix_lines(level.syslog_priority(), &gunicorn_line(level, msg));
+            std::io::stderr().write_all(line.as_bytes())
+        }
+        Sink::File { file, .. } => file.write_all(gunicorn_line(level, msg).as_bytes()),
+        Sink::Journal(j) => {
+            let priority = [b'0' + level.syslog_priority()];
+            let sent = j.send(&[
+                ("MESSAGE", msg.as_bytes()),
+                ("PRIORITY", &priority),
+                ("SYSLOG_IDENTIFIER", SYSLOG_IDENTIFIER.as_bytes()),
+            ]);
+            // journald gone (stopped, or a forced sink outside systemd): keep the
+            // record on stderr rather than lose it.
+            sent.or_else(|_| {
+                let line = prefix_lines(level.syslog_priority(), &gunicorn_line(level, msg));
+                std::io::stderr().write_all(line.as_bytes())
+            })
+        }
+    };
 }
 
 /// Write text as it is (no prefix) to the error log, e.g. for `wsgi.errors`.
+///
+/// With the journal as sink each call becomes one entry at info priority, the
+/// level journald would give the same bytes arriving on stderr.
 pub fn write_raw(text: &str) {
-    match LOGGER.get() {
-        Some(logger) => {
-            let mut sink = logger.sink.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = match &mut *sink {
-                Sink::Stderr => std::io::stderr().write_all(text.as_bytes()),
-                Sink::File(f) => f.write_all(text.as_bytes()),
-            };
+    let Some(logger) = LOGGER.get() else {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+        return;
+    };
+    let mut sink = logger.sink.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = match &mut *sink {
+        Sink::Stderr | Sink::StderrPrefixed => std::io::stderr().write_all(text.as_bytes()),
+        Sink::File { file, .. } => file.write_all(text.as_bytes()),
+        Sink::Journal(j) => {
+            let msg = text.trim_end_matches('\n');
+            if msg.is_empty() {
+                return;
+            }
+            j.send(&[
+                ("MESSAGE", msg.as_bytes()),
+                ("PRIORITY", b"6"),
+                ("SYSLOG_IDENTIFIER", SYSLOG_IDENTIFIER.as_bytes()),
+            ])
+            .or_else(|_| std::io::stderr().write_all(text.as_bytes()))
         }
-        None => {
-            let _ = std::io::stderr().write_all(text.as_bytes());
-        }
-    }
+    };
 }
 
 /// Log at debug level.
@@ -136,6 +284,31 @@ pub fn critical(msg: &str) {
 /// True when debug messages would be written (to skip formatting them).
 pub fn debug_enabled() -> bool {
     LOGGER.get().is_some_and(|l| l.level <= Level::Debug)
+}
+
+/// `[time] [pid] [LEVEL] msg\n`, Gunicorn's error log line.
+fn gunicorn_line(level: Level, msg: &str) -> String {
+    format!(
+        "[{}] [{}] [{}] {}\n",
+        error_timestamp(SystemTime::now()),
+        std::process::id(),
+        level.label(),
+        msg
+    )
+}
+
+/// Put `<N>` before every line: journald (or any sd-daemon(3) reader) parses the
+/// prefix per line, so a traceback's later lines would otherwise fall back to
+/// the unit's default level.
+fn prefix_lines(priority: u8, text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in text.split_inclusive('\n') {
+        out.push('<');
+        out.push(char::from(b'0' + priority));
+        out.push('>');
+        out.push_str(line);
+    }
+    out
 }
 
 /// Broken-down UTC time.
@@ -195,6 +368,50 @@ mod tests {
             error_timestamp(SystemTime::UNIX_EPOCH),
             "1970-01-01 00:00:00 +0000"
         );
+    }
+
+    #[test]
+    fn sink_follows_errorlog_and_systemd_environment() {
+        let none = |_: &str| None;
+        let systemd = |k: &str| (k == "INVOCATION_ID").then(|| "0123abcd".to_owned());
+        assert_eq!(choose_sink("-", &none, false), SinkKind::Stderr);
+        assert_eq!(choose_sink("-", &none, true), SinkKind::Journal);
+        assert_eq!(choose_sink("-", &systemd, false), SinkKind::StderrPrefixed);
+        assert_eq!(choose_sink("-", &systemd, true), SinkKind::Journal);
+        assert_eq!(choose_sink("journald", &none, false), SinkKind::Journal);
+        assert_eq!(choose_sink("journal", &none, false), SinkKind::Journal);
+        assert_eq!(
+            choose_sink("/var/log/x.log", &systemd, true),
+            SinkKind::File(PathBuf::from("/var/log/x.log"))
+        );
+    }
+
+    #[test]
+    fn every_line_gets_the_priority_prefix() {
+        assert_eq!(
+            prefix_lines(3, "[t] [1] [ERROR] boom\nTraceback:\n  x\n"),
+            "<3>[t] [1] [ERROR] boom\n<3>Traceback:\n<3>  x\n"
+        );
+        assert_eq!(Level::Warning.syslog_priority(), 4);
+        assert_eq!(Level::Critical.syslog_priority(), 2);
+    }
+
+    #[test]
+    fn reopen_follows_a_rotated_file() {
+        let dir = std::env::temp_dir().join(format!("rgunicorn-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("error.log");
+        let mut sink = Sink::File {
+            file: open_append(&path).unwrap(),
+            path: path.clone(),
+        };
+        std::fs::rename(&path, dir.join("error.log.1")).unwrap();
+        sink.reopen().unwrap();
+        if let Sink::File { file, .. } = &mut sink {
+            file.write_all(b"after\n").unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -46,8 +46,6 @@ pub enum InterpError {
 pub struct Setup<'a> {
     /// Virtualenv to run as, if any.
     pub virtualenv: Option<&'a Path>,
-    /// Directories to put first on sys.path, in order.
-    pub sys_path: Vec<PathBuf>,
     /// sys.argv for the application.
     pub argv: Vec<String>,
 }
@@ -121,25 +119,39 @@ pub fn start(setup: &Setup<'_>) -> Result<(), InterpError> {
         ffi::PyConfig_Clear(&mut config);
     }
 
-    // SAFETY: Py_InitializeFromConfig succeeded, so this thread holds the GIL.
-    let py = unsafe { Python::assume_attached() };
-    let result = prepend_sys_path(py, &setup.sys_path)
-        .map_err(|e| InterpError::Setup(super::format_traceback(py, &e)));
-    // SAFETY: this thread holds the GIL; we release it for good. Later callers take it
-    // with Python::attach (PyGILState_Ensure), which works from this thread too.
+    // SAFETY: Py_InitializeFromConfig succeeded, so this thread holds the GIL; we
+    // release it for good. Later callers take it with Python::attach
+    // (PyGILState_Ensure), which works from this thread too.
     unsafe {
         ffi::PyEval_SaveThread();
     }
-    result
+    Ok(())
 }
 
-fn prepend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
+/// Put `dirs` first on sys.path, in order (skipping ones already there).
+///
+/// # Errors
+/// sys.path is not a list.
+pub fn prepend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
     let path = py.import("sys")?.getattr("path")?;
     for dir in dirs.iter().rev() {
         let dir = dir.to_string_lossy();
         if !path.contains(dir.as_ref())? {
             path.call_method1("insert", (0, dir.as_ref()))?;
         }
+    }
+    Ok(())
+}
+
+/// Set `raw_env` pairs in `os.environ` (which also calls putenv), so the app and
+/// the workers see them.
+///
+/// # Errors
+/// os.environ refused a value.
+pub fn set_environ(py: Python<'_>, pairs: &[(String, String)]) -> PyResult<()> {
+    let environ = py.import("os")?.getattr("environ")?;
+    for (k, v) in pairs {
+        environ.set_item(k, v)?;
     }
     Ok(())
 }

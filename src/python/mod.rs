@@ -5,6 +5,8 @@
 //! traceback; it never escapes into `arbiter` or `http`.
 
 pub mod app;
+pub mod conf;
+pub mod hooks;
 pub mod interp;
 
 use pyo3::prelude::*;

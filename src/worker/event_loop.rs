@@ -22,7 +22,7 @@ use pyo3::Python;
 
 use crate::arbiter::heartbeat::Slot;
 use crate::arbiter::signals::{Event, SignalPipe};
-use crate::config::Config;
+use crate::config::{Config, HeaderMap};
 use crate::http::head::{self, BodyKind, Limits, RequestHead};
 use crate::http::response;
 use crate::listen::{Kind, Listener};
@@ -61,6 +61,15 @@ struct Conn {
     close_after_write: bool,
 }
 
+/// How the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// TERM: drained in-flight requests.
+    Graceful,
+    /// INT or QUIT: left at once.
+    Quick,
+}
+
 /// A worker's serving state.
 pub(super) struct Server<'a> {
     config: &'a Config,
@@ -68,7 +77,7 @@ pub(super) struct Server<'a> {
     listeners: Vec<Option<Listener>>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
-    wsgi: Wsgi,
+    wsgi: Wsgi<'a>,
     access: Option<AccessLog>,
     limits: Limits,
     /// TERM received: accept nothing new, finish what is in flight.
@@ -83,7 +92,7 @@ impl<'a> Server<'a> {
         config: &'a Config,
         listeners: Vec<Listener>,
         pipe: &SignalPipe,
-        wsgi: Wsgi,
+        wsgi: Wsgi<'a>,
         access: Option<AccessLog>,
         heartbeat: Slot,
     ) -> io::Result<Server<'a>> {
@@ -116,12 +125,13 @@ impl<'a> Server<'a> {
         LISTENER_BASE + self.listeners.len()
     }
 
-    /// Serve until stopped. Returns after a graceful stop has drained.
-    pub(super) fn run(&mut self, py: Python<'_>, pipe: &SignalPipe) -> io::Result<()> {
+    /// Serve until stopped. Returns after a graceful stop has drained, or at once
+    /// on INT/QUIT.
+    pub(super) fn run(&mut self, py: Python<'_>, pipe: &SignalPipe) -> io::Result<Stop> {
         let mut events = Events::with_capacity(256);
         loop {
             if self.stopping && self.conns.iter().all(Option::is_none) {
-                return Ok(());
+                return Ok(Stop::Graceful);
             }
             self.heartbeat.beat();
             let poll = &mut self.poll;
@@ -137,7 +147,7 @@ impl<'a> Server<'a> {
                     for sig in pipe.drain() {
                         match sig {
                             Event::Term => self.begin_stop(),
-                            Event::Int | Event::Quit => return Ok(()),
+                            Event::Int | Event::Quit => return Ok(Stop::Quick),
                             _ => {}
                         }
                     }
@@ -347,6 +357,7 @@ impl<'a> Server<'a> {
     /// Parse the next head (or finish waiting for a small body).
     fn next_request(&mut self, slot: usize) -> Step {
         let limits = self.limits;
+        let refuse_underscores = self.config.header_map == HeaderMap::Refuse;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return Step::NeedMore;
         };
@@ -358,6 +369,9 @@ impl<'a> Server<'a> {
                 Ok(None) => return Step::NeedMore,
                 Ok(Some((h, consumed))) => {
                     conn.rpos += consumed;
+                    if refuse_underscores && h.headers.iter().any(|(n, _)| n.contains('_')) {
+                        return Step::Error(400, "Bad Request");
+                    }
                     conn.head = Some(h);
                 }
                 Err(e) => {

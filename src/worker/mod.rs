@@ -7,7 +7,6 @@
 mod event_loop;
 
 use std::os::fd::OwnedFd;
-use std::time::Duration;
 
 use pyo3::prelude::*;
 
@@ -15,6 +14,7 @@ use crate::arbiter::heartbeat::Slot;
 use crate::arbiter::signals::{self, SignalPipe};
 use crate::config::Config;
 use crate::listen::Listener;
+use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
 use crate::wsgi::Wsgi;
 
 /// How a worker process ends; the numeric codes are public API.
@@ -50,6 +50,10 @@ pub struct WorkerInit<'a> {
     pub booted: OwnedFd,
     /// Our liveness slot in the master's shared memory.
     pub heartbeat: Slot,
+    /// Server hooks from the config file.
+    pub hooks: &'a Hooks,
+    /// Gunicorn's `worker.age`: the spawn counter at our fork.
+    pub age: u64,
 }
 
 /// Run a worker in the freshly forked child, holding the GIL. Never returns.
@@ -72,6 +76,20 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> WorkerExit {
     };
     crate::log::info(&format!("Booting worker with pid: {}", std::process::id()));
     let config = init.config;
+    let hooks = init.hooks;
+    let server = ServerView {
+        pid: nix::unistd::getppid().as_raw() as u32,
+        num_workers: config.workers,
+    };
+    let view = WorkerView {
+        pid: Some(std::process::id()),
+        ppid: server.pid,
+        age: init.age,
+        alive: true,
+    };
+    if hooks.is_set(Hook::PostFork) {
+        hooks.post_fork(py, server, view);
+    }
     let app = match crate::python::app::load(py, &config.app_uri) {
         Ok(app) => app,
         Err(e) => {
@@ -82,19 +100,10 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> WorkerExit {
             return WorkerExit::AppLoadError;
         }
     };
-    let io_timeout = Duration::from_secs(if config.timeout == 0 {
-        3600
-    } else {
-        config.timeout
-    });
-    let wsgi = match Wsgi::new(
-        py,
-        app,
-        config.workers > 1,
-        &config.script_name,
-        &config.server_header,
-        io_timeout,
-    ) {
+    if hooks.is_set(Hook::PostWorkerInit) {
+        hooks.post_worker_init(py, view);
+    }
+    let wsgi = match Wsgi::new(py, app, config, hooks, view) {
         Ok(w) => w,
         Err(e) => {
             crate::log::error(&crate::python::format_traceback(py, &e));
@@ -111,7 +120,7 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> WorkerExit {
             }
         },
     };
-    let mut server = match event_loop::Server::new(
+    let mut event_loop = match event_loop::Server::new(
         config,
         std::mem::take(&mut init.listeners),
         &pipe,
@@ -129,13 +138,28 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> WorkerExit {
     let pid = std::process::id().to_ne_bytes();
     let _ = nix::unistd::write(&init.booted, &pid);
     drop(init.booted);
-    match server.run(py, &pipe) {
-        Ok(()) => WorkerExit::Ok,
+    let code = match event_loop.run(py, &pipe) {
+        Ok(event_loop::Stop::Graceful) => WorkerExit::Ok,
+        Ok(event_loop::Stop::Quick) => {
+            if hooks.is_set(Hook::WorkerInt) {
+                hooks.worker_int(py, view);
+            }
+            WorkerExit::Ok
+        }
         Err(e) => {
             crate::log::error(&format!("worker event loop failed: {e}"));
             WorkerExit::BootError
         }
+    };
+    crate::log::info(&format!("Worker exiting (pid: {})", std::process::id()));
+    if hooks.is_set(Hook::WorkerExit) {
+        let view = WorkerView {
+            alive: false,
+            ..view
+        };
+        hooks.worker_exit(py, server, view);
     }
+    code
 }
 
 /// End the worker process: flush Python's stdio, then _exit without running the

@@ -39,12 +39,19 @@ pub struct ConnInfo {
 pub(crate) struct EnvironBuilder {
     template: Py<PyDict>,
     script_name: String,
+    /// `header_map = dangerous`: keep header names containing `_`.
+    pass_underscores: bool,
     header_keys: RefCell<HashMap<String, Py<PyString>>>,
 }
 
 impl EnvironBuilder {
     /// Build the template. `multiprocess` is true with more than one worker.
-    pub fn new(py: Python<'_>, multiprocess: bool, script_name: &str) -> PyResult<EnvironBuilder> {
+    pub fn new(
+        py: Python<'_>,
+        multiprocess: bool,
+        script_name: &str,
+        pass_underscores: bool,
+    ) -> PyResult<EnvironBuilder> {
         let t = PyDict::new(py);
         t.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
         t.set_item("wsgi.url_scheme", "http")?;
@@ -62,6 +69,7 @@ impl EnvironBuilder {
         Ok(EnvironBuilder {
             template: t.unbind(),
             script_name: script_name.to_owned(),
+            pass_underscores,
             header_keys: RefCell::new(HashMap::new()),
         })
     }
@@ -97,7 +105,7 @@ impl EnvironBuilder {
             (conn.server_name.as_str(), conn.server_port.as_str());
         let mut host_value = None;
         for (name, value) in &head.headers {
-            if name.contains('_') {
+            if name.contains('_') && !self.pass_underscores {
                 continue;
             }
             let value = latin1_str(value);

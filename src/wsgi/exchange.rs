@@ -94,6 +94,8 @@ pub(crate) struct Exchange {
     pub pending: Option<Pending>,
     /// Status code sent (0 until the head is sent).
     pub sent_code: u16,
+    /// Status line text sent, e.g. `200 OK`.
+    pub status_line: Vec<u8>,
     /// The head is in `wbuf` or on the wire.
     pub headers_sent: bool,
     /// Framing chosen when the head was sent.
@@ -239,6 +241,7 @@ impl Exchange {
             _ => u64::MAX,
         };
         self.sent_code = p.code;
+        self.status_line = p.status;
         self.sent_headers = headers;
         self.headers_sent = true;
     }

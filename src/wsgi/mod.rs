@@ -21,12 +21,15 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use crate::config::{Config, HeaderMap};
 use crate::http::body::Decoder;
-use crate::http::head::RequestHead;
+use crate::http::head::{RequestHead, Version};
 use crate::http::response::{self, Framing};
+use crate::python::hooks::{Hooks, WorkerView};
 use environ::EnvironBuilder;
 use exchange::Exchange;
 use input::Input;
+use pyo3::types::PyDict;
 use respond::Iterated;
 use start_response::StartResponse;
 
@@ -60,15 +63,19 @@ pub struct Outcome {
 }
 
 /// Per-worker WSGI state: the app and the environ template.
-pub struct Wsgi {
+pub struct Wsgi<'a> {
     app: Py<PyAny>,
+    /// Request hooks from the config file, with this worker's view for them.
+    hooks: Option<(&'a Hooks, WorkerView)>,
     environ: EnvironBuilder,
     server: Rc<[u8]>,
     io_timeout: Duration,
+    /// Use sendfile(2) for file_wrapper responses.
+    sendfile: bool,
     date: RefCell<response::DateCache>,
 }
 
-impl Wsgi {
+impl<'a> Wsgi<'a> {
     /// Prepare to serve `app`.
     ///
     /// # Errors
@@ -76,16 +83,28 @@ impl Wsgi {
     pub fn new(
         py: Python<'_>,
         app: Py<PyAny>,
-        multiprocess: bool,
-        script_name: &str,
-        server: &str,
-        io_timeout: Duration,
-    ) -> PyResult<Wsgi> {
+        config: &Config,
+        hooks: &'a Hooks,
+        worker: WorkerView,
+    ) -> PyResult<Wsgi<'a>> {
+        let pass_underscores = config.header_map == HeaderMap::Dangerous;
         Ok(Wsgi {
             app,
-            environ: EnvironBuilder::new(py, multiprocess, script_name)?,
-            server: Rc::from(server.as_bytes()),
-            io_timeout,
+            hooks: hooks.has_request_hooks().then_some((hooks, worker)),
+            environ: EnvironBuilder::new(
+                py,
+                config.workers > 1,
+                &config.script_name,
+                pass_underscores,
+            )?,
+            server: Rc::from(config.server_header.as_bytes()),
+            // A client that neither sends nor reads for `timeout` seconds is gone.
+            io_timeout: Duration::from_secs(if config.timeout == 0 {
+                3600
+            } else {
+                config.timeout
+            }),
+            sendfile: config.sendfile_enabled,
             date: RefCell::new(response::DateCache::new()),
         })
     }
@@ -114,6 +133,7 @@ impl Wsgi {
             keep_alive: head.keep_alive && keep_alive_allowed,
             pending: None,
             sent_code: 0,
+            status_line: Vec::new(),
             headers_sent: false,
             framing: Framing::NoBody,
             remaining: 0,
@@ -127,7 +147,24 @@ impl Wsgi {
             sent_headers: Vec::new(),
         }));
 
-        let outcome = self.call_app(py, head, conn, &ex);
+        let req = self.hooks.and_then(|(hooks, worker)| {
+            let req = Hooks::request_object(
+                py,
+                &head.method,
+                &head.target,
+                head.path(),
+                head.query(),
+                match head.version {
+                    Version::Http10 => (1, 0),
+                    Version::Http11 => (1, 1),
+                },
+                &head.headers,
+            )
+            .ok()?;
+            hooks.pre_request(py, worker, &req);
+            Some(req)
+        });
+        let (outcome, environ) = self.call_app(py, head, conn, &ex);
         match outcome {
             Iterated::Complete => {}
             Iterated::AppError(err) => self.app_error(py, head, &ex, &err),
@@ -138,6 +175,16 @@ impl Wsgi {
             }
         }
 
+        if let (Some((hooks, worker)), Some(req), Some(environ)) = (self.hooks, &req, &environ) {
+            let e = ex.borrow();
+            let status_line = String::from_utf8_lossy(&e.status_line).into_owned();
+            if let Ok(resp) =
+                Hooks::response_object(py, e.sent_code, &status_line, &e.sent_headers, e.body_bytes)
+            {
+                drop(e);
+                hooks.post_request(py, worker, req, environ.as_any(), &resp);
+            }
+        }
         let mut e = ex.borrow_mut();
         e.finished = true;
         let mut keep_alive = e.keep_alive && !e.must_close && !e.broken;
@@ -166,35 +213,36 @@ impl Wsgi {
         }
     }
 
-    fn call_app(
+    fn call_app<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         head: &RequestHead,
         conn: &ConnInfo,
         ex: &exchange::Shared,
-    ) -> Iterated {
+    ) -> (Iterated, Option<Bound<'py, PyDict>>) {
         let input = match Bound::new(py, Input::new(ex.clone())) {
             Ok(i) => i,
-            Err(e) => return Iterated::AppError(e),
+            Err(e) => return (Iterated::AppError(e), None),
         };
         let environ = match self.environ.build(py, head, conn, input) {
             Ok(env) => env,
-            Err(e) => return Iterated::AppError(e),
+            Err(e) => return (Iterated::AppError(e), None),
         };
-        let start_response = match Bound::new(
-            py,
-            StartResponse {
-                exchange: ex.clone(),
-            },
-        ) {
+        let start_response = StartResponse {
+            exchange: ex.clone(),
+        };
+        let start_response = match Bound::new(py, start_response) {
             Ok(s) => s,
-            Err(e) => return Iterated::AppError(e),
+            Err(e) => return (Iterated::AppError(e), Some(environ)),
         };
-        let result = match self.app.bind(py).call1((environ, start_response)) {
+        let result = match self.app.bind(py).call1((&environ, start_response)) {
             Ok(r) => r,
-            Err(e) => return Iterated::AppError(e),
+            Err(e) => return (Iterated::AppError(e), Some(environ)),
         };
-        respond::send_result(py, ex, &result)
+        (
+            respond::send_result(py, ex, &result, self.sendfile),
+            Some(environ),
+        )
     }
 
     /// Log the traceback; answer 500 if nothing was sent yet, else close.
@@ -217,6 +265,7 @@ impl Wsgi {
         let server = e.server.clone();
         response::error_response(&mut e.wbuf, 500, "Internal Server Error", &date, &server);
         e.sent_code = 500;
+        e.status_line = b"500 Internal Server Error".to_vec();
         e.headers_sent = true;
         e.keep_alive = false;
     }

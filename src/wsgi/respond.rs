@@ -61,8 +61,13 @@ pub(crate) enum Iterated {
 }
 
 /// Send the app's `result` through the exchange, then call `result.close()`.
-pub(crate) fn send_result(py: Python<'_>, ex: &Shared, result: &Bound<'_, PyAny>) -> Iterated {
-    let outcome = iterate(py, ex, result);
+pub(crate) fn send_result(
+    py: Python<'_>,
+    ex: &Shared,
+    result: &Bound<'_, PyAny>,
+    sendfile: bool,
+) -> Iterated {
+    let outcome = iterate(py, ex, result, sendfile);
     if let Ok(close) = result.getattr(pyo3::intern!(py, "close"))
         && let Err(e) = close.call0()
     {
@@ -74,8 +79,9 @@ pub(crate) fn send_result(py: Python<'_>, ex: &Shared, result: &Bound<'_, PyAny>
     outcome
 }
 
-fn iterate(py: Python<'_>, ex: &Shared, result: &Bound<'_, PyAny>) -> Iterated {
-    if let Ok(fw) = result.cast::<FileWrapper>()
+fn iterate(py: Python<'_>, ex: &Shared, result: &Bound<'_, PyAny>, sendfile: bool) -> Iterated {
+    if sendfile
+        && let Ok(fw) = result.cast::<FileWrapper>()
         && let Some(outcome) = try_sendfile(py, ex, &fw.borrow())
     {
         return outcome;

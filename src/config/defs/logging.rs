@@ -1,6 +1,6 @@
 //! Logging settings: the error log and the access log.
 
-use crate::config::{Arity, Process, Section, Setting};
+use crate::config::{Arity, Kind, Process, Section, Setting, Support};
 use crate::log::Level;
 
 /// `accesslog`: access log destination.
@@ -8,12 +8,14 @@ pub static ACCESSLOG: Setting = Setting {
     key: "accesslog",
     flags: &["--access-logfile"],
     arity: Arity::Value { metavar: "FILE" },
+    kind: Kind::Str,
     section: Section::Logging,
-    default: "",
+    default: "None",
     summary: "The Access log file to write to; '-' means stdout",
     doc: "Without this setting no access log is written.",
     env_fallback: None,
     process: Process::Worker,
+    support: Support::Full,
     apply: |c, v| {
         c.accesslog = Some(v.to_owned());
         Ok(())
@@ -25,6 +27,7 @@ pub static ACCESS_LOG_FORMAT: Setting = Setting {
     key: "access_log_format",
     flags: &["--access-logformat"],
     arity: Arity::Value { metavar: "STRING" },
+    kind: Kind::Str,
     section: Section::Logging,
     default: crate::log::access::DEFAULT_FORMAT,
     summary: "The access log format",
@@ -32,6 +35,7 @@ pub static ACCESS_LOG_FORMAT: Setting = Setting {
           request header, {name}o for a response header, {name}e for an environ key.",
     env_fallback: None,
     process: Process::Worker,
+    support: Support::Full,
     apply: |c, v| {
         crate::log::access::Format::compile(v)?;
         c.access_log_format = v.to_owned();
@@ -44,12 +48,14 @@ pub static ERRORLOG: Setting = Setting {
     key: "errorlog",
     flags: &["--error-logfile", "--log-file"],
     arity: Arity::Value { metavar: "FILE" },
+    kind: Kind::Str,
     section: Section::Logging,
     default: "-",
     summary: "The Error log file to write to; '-' means stderr",
     doc: "Server messages and application tracebacks go here.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         c.errorlog = v.to_owned();
         Ok(())
@@ -61,17 +67,186 @@ pub static LOGLEVEL: Setting = Setting {
     key: "loglevel",
     flags: &["--log-level"],
     arity: Arity::Value { metavar: "LEVEL" },
+    kind: Kind::Str,
     section: Section::Logging,
     default: "info",
     summary: "The granularity of Error log outputs",
     doc: "One of debug, info, warning, error, critical.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         c.loglevel = Level::parse(v).ok_or("expected debug, info, warning, error or critical")?;
         Ok(())
     },
 };
+
+not_yet!(
+    DISABLE_REDIRECT_ACCESS_TO_SYSLOG,
+    "disable_redirect_access_to_syslog",
+    ["--disable-redirect-access-to-syslog"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Logging,
+    "False",
+    "Disable redirect access logs to syslog",
+    Process::Worker
+);
+not_yet!(
+    CAPTURE_OUTPUT,
+    "capture_output",
+    ["--capture-output"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Logging,
+    "False",
+    "Redirect stdout/stderr to specified file in errorlog",
+    Process::Master
+);
+not_yet!(
+    LOGGER_CLASS,
+    "logger_class",
+    ["--logger-class"],
+    Arity::Value { metavar: "STRING" },
+    Kind::Str,
+    Section::Logging,
+    "gunicorn.glogging.Logger",
+    "The logger you want to use to log events",
+    Process::Master
+);
+not_yet!(
+    LOGCONFIG,
+    "logconfig",
+    ["--log-config"],
+    Arity::Value { metavar: "FILE" },
+    Kind::Str,
+    Section::Logging,
+    "None",
+    "The log config file to use",
+    Process::Master
+);
+not_yet!(
+    LOGCONFIG_DICT,
+    "logconfig_dict",
+    [],
+    Arity::Value { metavar: "DICT" },
+    Kind::Dict,
+    Section::Logging,
+    "{}",
+    "The log config dictionary to use",
+    Process::Master
+);
+not_yet!(
+    LOGCONFIG_JSON,
+    "logconfig_json",
+    ["--log-config-json"],
+    Arity::Value { metavar: "FILE" },
+    Kind::Str,
+    Section::Logging,
+    "None",
+    "The log config to read config from a JSON file",
+    Process::Master
+);
+not_yet!(
+    SYSLOG_ADDR,
+    "syslog_addr",
+    ["--log-syslog-to"],
+    Arity::Value {
+        metavar: "SYSLOG_ADDR"
+    },
+    Kind::Str,
+    Section::Logging,
+    "None",
+    "Address to send syslog messages",
+    Process::Master
+);
+not_yet!(
+    SYSLOG,
+    "syslog",
+    ["--log-syslog"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Logging,
+    "False",
+    "Send Gunicorn logs to syslog",
+    Process::Master
+);
+not_yet!(
+    SYSLOG_PREFIX,
+    "syslog_prefix",
+    ["--log-syslog-prefix"],
+    Arity::Value {
+        metavar: "SYSLOG_PREFIX"
+    },
+    Kind::Str,
+    Section::Logging,
+    "None",
+    "Makes Gunicorn use the parameter as program-name in the syslog entries",
+    Process::Master
+);
+not_yet!(
+    SYSLOG_FACILITY,
+    "syslog_facility",
+    ["--log-syslog-facility"],
+    Arity::Value {
+        metavar: "SYSLOG_FACILITY"
+    },
+    Kind::Str,
+    Section::Logging,
+    "user",
+    "Syslog facility name",
+    Process::Master
+);
+not_yet!(
+    ENABLE_STDIO_INHERITANCE,
+    "enable_stdio_inheritance",
+    ["-R", "--enable-stdio-inheritance"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Logging,
+    "False",
+    "Enable stdio inheritance",
+    Process::Master
+);
+not_yet!(
+    STATSD_HOST,
+    "statsd_host",
+    ["--statsd-host"],
+    Arity::Value {
+        metavar: "STATSD_ADDR"
+    },
+    Kind::Str,
+    Section::Logging,
+    "None",
+    "The address of the StatsD server to log to",
+    Process::Master
+);
+not_yet!(
+    DOGSTATSD_TAGS,
+    "dogstatsd_tags",
+    ["--dogstatsd-tags"],
+    Arity::Value {
+        metavar: "DOGSTATSD_TAGS"
+    },
+    Kind::Str,
+    Section::Logging,
+    "",
+    "A comma-delimited list of datadog statsd (dogstatsd) tags to append",
+    Process::Master
+);
+not_yet!(
+    STATSD_PREFIX,
+    "statsd_prefix",
+    ["--statsd-prefix"],
+    Arity::Value {
+        metavar: "STATSD_PREFIX"
+    },
+    Kind::Str,
+    Section::Logging,
+    "",
+    "Prefix to use when emitting statsd metrics",
+    Process::Master
+);
 
 #[cfg(test)]
 mod tests {

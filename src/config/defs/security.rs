@@ -1,18 +1,20 @@
 //! Security settings: limits on what a client may send in a request head.
 
-use crate::config::{Arity, Process, Section, Setting, parse_uint};
+use crate::config::{Arity, Kind, Process, Section, Setting, Support, parse_uint};
 
 /// `limit_request_line`: maximum request-line size.
 pub static LIMIT_REQUEST_LINE: Setting = Setting {
     key: "limit_request_line",
     flags: &["--limit-request-line"],
     arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
     section: Section::Security,
     default: "4094",
     summary: "The maximum size of HTTP request line in bytes",
     doc: "0 means unlimited, up to 8190. A longer request line is answered with 414.",
     env_fallback: None,
     process: Process::Worker,
+    support: Support::Full,
     apply: |c, v| {
         let n: usize = parse_uint(v)?;
         c.limits.request_line = if n == 0 || n > 8190 { 8190 } else { n };
@@ -25,12 +27,14 @@ pub static LIMIT_REQUEST_FIELDS: Setting = Setting {
     key: "limit_request_fields",
     flags: &["--limit-request-fields"],
     arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
     section: Section::Security,
     default: "100",
     summary: "Limit the number of HTTP headers fields in a request",
     doc: "At most 32768. More header fields are answered with 431.",
     env_fallback: None,
     process: Process::Worker,
+    support: Support::Full,
     apply: |c, v| {
         let n: usize = parse_uint(v)?;
         c.limits.fields = n.min(32768);
@@ -43,6 +47,7 @@ pub static LIMIT_REQUEST_FIELD_SIZE: Setting = Setting {
     key: "limit_request_field_size",
     flags: &["--limit-request-field_size"],
     arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
     section: Section::Security,
     default: "8190",
     summary: "Limit the allowed size of an HTTP request header field",
@@ -50,6 +55,7 @@ pub static LIMIT_REQUEST_FIELD_SIZE: Setting = Setting {
           spelled with an underscore, as in Gunicorn.",
     env_fallback: None,
     process: Process::Worker,
+    support: Support::Full,
     apply: |c, v| {
         c.limits.field_size = parse_uint(v)?;
         Ok(())

@@ -2,19 +2,21 @@
 
 use std::path::PathBuf;
 
-use crate::config::{Arity, Process, Section, Setting};
+use crate::config::{Arity, Kind, Process, Section, Setting, Support};
 
 /// `chdir`: working directory before loading the app.
 pub static CHDIR: Setting = Setting {
     key: "chdir",
     flags: &["--chdir"],
     arity: Arity::Value { metavar: "DIR" },
+    kind: Kind::Str,
     section: Section::Server,
     default: "",
     summary: "Change directory to the specified directory before loading apps",
     doc: "The directory is also put first on sys.path, so the app module is found there.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         if v.is_empty() {
             return Err("expected a directory".into());
@@ -29,12 +31,14 @@ pub static PYTHONPATH: Setting = Setting {
     key: "pythonpath",
     flags: &["--pythonpath"],
     arity: Arity::Value { metavar: "STRING" },
+    kind: Kind::Str,
     section: Section::Server,
     default: "",
     summary: "A comma-separated list of directories to add to the Python path",
     doc: "e.g. '/home/djangoprojects/myproject,/home/python/mylibrary'.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         c.pythonpath = v
             .split(',')
@@ -51,6 +55,7 @@ pub static VIRTUALENV: Setting = Setting {
     key: "virtualenv",
     flags: &["--virtualenv"],
     arity: Arity::Value { metavar: "DIR" },
+    kind: Kind::Str,
     section: Section::Server,
     default: "",
     summary: "Import packages from this virtualenv (default: $VIRTUAL_ENV)",
@@ -59,6 +64,7 @@ pub static VIRTUALENV: Setting = Setting {
           Python version rgunicorn embeds. Not in Gunicorn, which runs inside the venv.",
     env_fallback: Some("VIRTUAL_ENV"),
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         if v.is_empty() {
             return Err("expected a directory".into());
@@ -66,6 +72,312 @@ pub static VIRTUALENV: Setting = Setting {
         c.virtualenv = Some(PathBuf::from(v));
         Ok(())
     },
+};
+
+/// `raw_env`: environment variables for the app.
+pub static RAW_ENV: Setting = Setting {
+    key: "raw_env",
+    flags: &["-e", "--env"],
+    arity: Arity::Value { metavar: "ENV" },
+    kind: Kind::List,
+    section: Section::Server,
+    default: "",
+    summary: "Set environment variables in the execution environment",
+    doc: "KEY=VALUE; may be given several times. Set in the master before the \
+          application is loaded, so workers inherit them.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        let (k, val) = v.split_once('=').ok_or("expected KEY=VALUE")?;
+        if k.is_empty() || k.contains('\0') || val.contains('\0') {
+            return Err("expected KEY=VALUE".into());
+        }
+        c.raw_env.push((k.to_owned(), val.to_owned()));
+        Ok(())
+    },
+};
+
+/// `sendfile`: use sendfile(2) for file responses.
+pub static SENDFILE: Setting = Setting {
+    key: "sendfile",
+    flags: &["--no-sendfile"],
+    arity: Arity::Switch { value: "false" },
+    kind: Kind::Bool,
+    section: Section::Server,
+    default: "True",
+    summary: "Disables the use of sendfile()",
+    doc: "wsgi.file_wrapper responses over regular files are sent with sendfile(2) \
+          unless this is false. Unlike Gunicorn (where `sendfile = True` in a config \
+          file turns sendfile off, and SENDFILE in the environment overrides it), the \
+          value means what it says and no environment variable changes it.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.sendfile_enabled = crate::config::parse_bool(v)?;
+        Ok(())
+    },
+};
+
+/// `header_map`: request headers whose names contain `_`.
+pub static HEADER_MAP: Setting = Setting {
+    key: "header_map",
+    flags: &["--header-map"],
+    arity: Arity::Value { metavar: "MODE" },
+    kind: Kind::Str,
+    section: Section::Server,
+    default: "drop",
+    summary: "Configure how header field names are mapped into environ",
+    doc: "drop (default): silently drop headers whose names contain _, which could \
+          otherwise spoof a header a proxy set with -; refuse: answer 400; \
+          dangerous: pass them mapped like any other header.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.header_map = match v.trim().to_ascii_lowercase().as_str() {
+            "drop" => crate::config::HeaderMap::Drop,
+            "refuse" => crate::config::HeaderMap::Refuse,
+            "dangerous" => crate::config::HeaderMap::Dangerous,
+            _ => return Err("expected drop, refuse or dangerous".into()),
+        };
+        Ok(())
+    },
+};
+
+not_yet!(
+    PRELOAD_APP,
+    "preload_app",
+    ["--preload"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Server,
+    "False",
+    "Load application code before the worker processes are forked",
+    Process::Master
+);
+not_yet!(
+    DAEMON,
+    "daemon",
+    ["-D", "--daemon"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Server,
+    "False",
+    "Daemonize the Gunicorn process",
+    Process::Master
+);
+not_yet!(
+    PIDFILE,
+    "pidfile",
+    ["-p", "--pid"],
+    Arity::Value { metavar: "FILE" },
+    Kind::Str,
+    Section::Server,
+    "None",
+    "A filename to use for the PID file",
+    Process::Master
+);
+not_yet!(
+    USER,
+    "user",
+    ["-u", "--user"],
+    Arity::Value { metavar: "USER" },
+    Kind::Str,
+    Section::Server,
+    "None",
+    "Switch worker processes to run as this user",
+    Process::Worker
+);
+not_yet!(
+    GROUP,
+    "group",
+    ["-g", "--group"],
+    Arity::Value { metavar: "GROUP" },
+    Kind::Str,
+    Section::Server,
+    "None",
+    "Switch worker process to run as this group",
+    Process::Worker
+);
+not_yet!(
+    UMASK,
+    "umask",
+    ["-m", "--umask"],
+    Arity::Value { metavar: "INT" },
+    Kind::Int,
+    Section::Server,
+    "0",
+    "A bit mask for the file mode on files written by Gunicorn",
+    Process::Master
+);
+not_yet!(
+    INITGROUPS,
+    "initgroups",
+    ["--initgroups"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Server,
+    "False",
+    "Set supplementary groups of the worker from the user's groups",
+    Process::Worker
+);
+not_yet!(
+    TMP_UPLOAD_DIR,
+    "tmp_upload_dir",
+    [],
+    Arity::Value { metavar: "DIR" },
+    Kind::Str,
+    Section::Server,
+    "None",
+    "Directory to store temporary request data",
+    Process::Worker
+);
+not_yet!(
+    SECURE_SCHEME_HEADERS,
+    "secure_scheme_headers",
+    [],
+    Arity::Value { metavar: "DICT" },
+    Kind::Dict,
+    Section::Server,
+    "{}",
+    "Headers that indicate HTTPS requests from a front-end proxy",
+    Process::Worker
+);
+not_yet!(
+    PASTE,
+    "paste",
+    ["--paste", "--paster"],
+    Arity::Value { metavar: "STRING" },
+    Kind::Str,
+    Section::Server,
+    "None",
+    "Load a PasteDeploy config file",
+    Process::Master
+);
+not_yet!(
+    RAW_PASTE_GLOBAL_CONF,
+    "raw_paste_global_conf",
+    ["--paste-global"],
+    Arity::Value { metavar: "CONF" },
+    Kind::List,
+    Section::Server,
+    "",
+    "Set a PasteDeploy global config variable in key=value form",
+    Process::Master
+);
+not_yet!(
+    PROXY_PROTOCOL,
+    "proxy_protocol",
+    ["--proxy-protocol"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Server,
+    "False",
+    "Enable detect PROXY protocol (PROXY mode)",
+    Process::Worker
+);
+not_yet!(
+    PROXY_ALLOW_IPS,
+    "proxy_allow_ips",
+    ["--proxy-allow-from"],
+    Arity::Value { metavar: "STRING" },
+    Kind::Str,
+    Section::Server,
+    "127.0.0.1,::1",
+    "Front-end's IPs from which allowed accept proxy requests",
+    Process::Worker
+);
+not_yet!(
+    STRIP_HEADER_SPACES,
+    "strip_header_spaces",
+    ["--strip-header-spaces"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Server,
+    "False",
+    "Strip spaces present between the header name and the ':'",
+    Process::Worker
+);
+not_yet!(
+    PERMIT_UNCONVENTIONAL_HTTP_METHOD,
+    "permit_unconventional_http_method",
+    ["--permit-unconventional-http-method"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Server,
+    "False",
+    "Permit HTTP methods not matching conventions",
+    Process::Worker
+);
+not_yet!(
+    PERMIT_UNCONVENTIONAL_HTTP_VERSION,
+    "permit_unconventional_http_version",
+    ["--permit-unconventional-http-version"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Server,
+    "False",
+    "Permit HTTP version not matching conventions of 1.0 and 1.1",
+    Process::Worker
+);
+not_yet!(
+    CASEFOLD_HTTP_METHOD,
+    "casefold_http_method",
+    ["--casefold-http-method"],
+    Arity::Switch { value: "true" },
+    Kind::Bool,
+    Section::Server,
+    "False",
+    "Transform received HTTP methods to uppercase",
+    Process::Worker
+);
+not_yet!(
+    FORWARDER_HEADERS,
+    "forwarder_headers",
+    ["--forwarder-headers"],
+    Arity::Value { metavar: "STRING" },
+    Kind::Str,
+    Section::Server,
+    "SCRIPT_NAME,PATH_INFO",
+    "Upper-case header names the front-end proxy sets for the environ",
+    Process::Worker
+);
+
+/// `forwarded_allow_ips`: trusted front ends.
+pub static FORWARDED_ALLOW_IPS: Setting = Setting {
+    key: "forwarded_allow_ips",
+    flags: &["--forwarded-allow-ips"],
+    arity: Arity::Value { metavar: "STRING" },
+    kind: Kind::Str,
+    section: Section::Server,
+    default: "127.0.0.1,::1",
+    summary: "Front-end's IPs from which allowed to handle set secure headers",
+    doc: "Comma-separated addresses, or *. Only the default is accepted until \
+          secure_scheme_headers is supported. FORWARDED_ALLOW_IPS is used when the \
+          setting is not given.",
+    env_fallback: Some("FORWARDED_ALLOW_IPS"),
+    process: Process::Worker,
+    support: Support::NotYet,
+    apply: |_, _| Ok(()),
+};
+
+/// `worker_tmp_dir`: not needed; heartbeats live in shared memory.
+pub static WORKER_TMP_DIR: Setting = Setting {
+    key: "worker_tmp_dir",
+    flags: &["--worker-tmp-dir"],
+    arity: Arity::Value { metavar: "DIR" },
+    kind: Kind::Str,
+    section: Section::Server,
+    default: "None",
+    summary: "A directory to use for the worker heartbeat temporary file",
+    doc: "Accepted and unused: rgunicorn's worker heartbeat lives in shared memory, \
+          not in a file, so there is nothing to put on a tmpfs.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |_, _| Ok(()),
 };
 
 #[cfg(test)]

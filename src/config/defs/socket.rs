@@ -1,6 +1,6 @@
 //! Socket settings: where rgunicorn listens.
 
-use crate::config::{Arity, Process, Section, Setting, parse_bool, parse_uint};
+use crate::config::{Arity, Kind, Process, Section, Setting, Support, parse_bool, parse_uint};
 use crate::listen::Address;
 
 /// `bind`: repeatable listen address.
@@ -8,6 +8,7 @@ pub static BIND: Setting = Setting {
     key: "bind",
     flags: &["-b", "--bind"],
     arity: Arity::Value { metavar: "ADDRESS" },
+    kind: Kind::List,
     section: Section::Socket,
     default: "",
     summary: "The socket to bind (repeatable)",
@@ -16,6 +17,7 @@ pub static BIND: Setting = Setting {
           127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         c.bind.push(Address::parse(v)?);
         Ok(())
@@ -27,6 +29,7 @@ pub static BACKLOG: Setting = Setting {
     key: "backlog",
     flags: &["--backlog"],
     arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
     section: Section::Socket,
     default: "2048",
     summary: "The maximum number of pending connections",
@@ -34,6 +37,7 @@ pub static BACKLOG: Setting = Setting {
           from systemd keep the unit's Backlog=.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         let n: i32 = parse_uint(v)?;
         if n < 1 {
@@ -48,13 +52,15 @@ pub static BACKLOG: Setting = Setting {
 pub static REUSE_PORT: Setting = Setting {
     key: "reuse_port",
     flags: &["--reuse-port"],
-    arity: Arity::Switch,
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
     section: Section::Socket,
     default: "False",
     summary: "Set the SO_REUSEPORT flag on the listening socket",
     doc: "Lets several servers bind the same address; the kernel spreads connections.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         c.reuse_port = parse_bool(v)?;
         Ok(())

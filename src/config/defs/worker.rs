@@ -1,12 +1,13 @@
 //! Worker process settings.
 
-use crate::config::{Arity, Process, Section, Setting, parse_uint};
+use crate::config::{Arity, Kind, Process, Section, Setting, Support, parse_uint};
 
 /// `workers`: number of worker processes.
 pub static WORKERS: Setting = Setting {
     key: "workers",
     flags: &["-w", "--workers"],
     arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
     section: Section::Worker,
     default: "1",
     summary: "The number of worker processes for handling requests",
@@ -14,6 +15,7 @@ pub static WORKERS: Setting = Setting {
           the setting is not given.",
     env_fallback: Some("WEB_CONCURRENCY"),
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         let n: usize = parse_uint(v)?;
         if n < 1 {
@@ -29,6 +31,7 @@ pub static TIMEOUT: Setting = Setting {
     key: "timeout",
     flags: &["-t", "--timeout"],
     arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
     section: Section::Worker,
     default: "30",
     summary: "Workers silent for more than this many seconds are killed",
@@ -36,6 +39,7 @@ pub static TIMEOUT: Setting = Setting {
           0 disables the timeout.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         c.timeout = parse_uint(v)?;
         Ok(())
@@ -47,6 +51,7 @@ pub static GRACEFUL_TIMEOUT: Setting = Setting {
     key: "graceful_timeout",
     flags: &["--graceful-timeout"],
     arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
     section: Section::Worker,
     default: "30",
     summary: "Timeout for graceful workers restart",
@@ -54,6 +59,7 @@ pub static GRACEFUL_TIMEOUT: Setting = Setting {
           workers still busy after this many seconds are killed.",
     env_fallback: None,
     process: Process::Master,
+    support: Support::Full,
     apply: |c, v| {
         c.graceful_timeout = parse_uint(v)?;
         Ok(())
@@ -65,6 +71,7 @@ pub static KEEPALIVE: Setting = Setting {
     key: "keepalive",
     flags: &["--keep-alive"],
     arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
     section: Section::Worker,
     default: "2",
     summary: "Seconds to wait for requests on a Keep-Alive connection",
@@ -72,11 +79,114 @@ pub static KEEPALIVE: Setting = Setting {
           keep-alive off: every response closes its connection.",
     env_fallback: None,
     process: Process::Worker,
+    support: Support::Full,
     apply: |c, v| {
         c.keepalive = parse_uint(v)?;
         Ok(())
     },
 };
+
+/// `worker_class`: the worker type.
+pub static WORKER_CLASS: Setting = Setting {
+    key: "worker_class",
+    flags: &["-k", "--worker-class"],
+    arity: Arity::Value { metavar: "STRING" },
+    kind: Kind::Str,
+    section: Section::Worker,
+    default: "sync",
+    summary: "The type of workers to use",
+    doc: "sync or gthread. Both run rgunicorn's event-loop worker, which owns all \
+          socket I/O in Rust; the app sees one request at a time per Python thread \
+          (see threads). gevent, eventlet and tornado are refused: their monkey \
+          patching has no place in a Rust event loop.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |_, v| match v.trim() {
+        "sync"
+        | "gthread"
+        | "gunicorn.workers.sync.SyncWorker"
+        | "gunicorn.workers.gthread.ThreadWorker" => Ok(()),
+        "gevent"
+        | "eventlet"
+        | "tornado"
+        | "gunicorn.workers.ggevent.GeventWorker"
+        | "gunicorn.workers.geventlet.EventletWorker"
+        | "gunicorn.workers.gtornado.TornadoWorker" => {
+            Err("greenlet and tornado workers are not supported; use sync or gthread".into())
+        }
+        other => Err(format!(
+            "unknown worker class {other:?}; use sync or gthread"
+        )),
+    },
+};
+
+/// `threads`: Python threads per worker.
+pub static THREADS: Setting = Setting {
+    key: "threads",
+    flags: &["--threads"],
+    arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
+    section: Section::Worker,
+    default: "1",
+    summary: "The number of worker threads for handling requests",
+    doc: "Only 1 is supported yet: each worker runs the app on one Python thread.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |_, v| match parse_uint::<usize>(v)? {
+        1 => Ok(()),
+        0 => Err("must be at least 1".into()),
+        _ => Err("more than one thread per worker is not supported yet".into()),
+    },
+};
+
+/// `worker_connections`: connection cap per worker.
+pub static WORKER_CONNECTIONS: Setting = Setting {
+    key: "worker_connections",
+    flags: &["--worker-connections"],
+    arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
+    section: Section::Worker,
+    default: "1000",
+    summary: "The maximum number of simultaneous clients",
+    doc: "Per worker. Beyond it the worker stops accepting until a connection \
+          closes; the kernel backlog holds the rest.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        let n: usize = parse_uint(v)?;
+        if n < 1 {
+            return Err("must be at least 1".into());
+        }
+        c.worker_connections = n;
+        Ok(())
+    },
+};
+
+not_yet!(
+    MAX_REQUESTS,
+    "max_requests",
+    ["--max-requests"],
+    Arity::Value { metavar: "INT" },
+    Kind::Int,
+    Section::Worker,
+    "0",
+    "The maximum number of requests a worker will process before restarting",
+    Process::Worker
+);
+not_yet!(
+    MAX_REQUESTS_JITTER,
+    "max_requests_jitter",
+    ["--max-requests-jitter"],
+    Arity::Value { metavar: "INT" },
+    Kind::Int,
+    Section::Worker,
+    "0",
+    "The maximum jitter to add to the max_requests setting",
+    Process::Worker
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,254 @@
+//! Gunicorn-style Python config files (`gunicorn.conf.py`, `python:module`).
+//!
+//! The file runs in the embedded interpreter, like Gunicorn runs it in its own.
+//! Module-level names the registry knows become settings (as text, so the
+//! registry's own parsing applies) and callables named after hooks become
+//! [`Hooks`]. Other names (imports, helpers) are ignored, except that a plain
+//! value whose name is one typo away from a setting is an error with "did you
+//! mean": `worker = 4` would otherwise be silently ignored.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
+
+use super::hooks::{Hook, Hooks};
+use crate::config::raw::{RawSettings, Source};
+use crate::config::{Kind, SettingError, ini::suggest_key, setting};
+
+/// Why a Python config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfError {
+    /// The file raised, or could not be read; carries the traceback.
+    #[error("failed to read config file {path}:\n{detail}")]
+    Failed {
+        /// The file or module.
+        path: String,
+        /// Traceback or OS error.
+        detail: String,
+    },
+    /// A value or name the registry refuses.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+}
+
+/// Run the config file at `spec` (a path, or `python:module`) and collect its
+/// settings and hooks.
+///
+/// # Errors
+/// [`ConfError`].
+pub fn load(py: Python<'_>, spec: &str) -> Result<(RawSettings, Hooks), ConfError> {
+    let failed = |detail: String| ConfError::Failed {
+        path: spec.to_owned(),
+        detail,
+    };
+    let (namespace, source_text, path) = if let Some(module) = spec.strip_prefix("python:") {
+        let m = py
+            .import(module)
+            .map_err(|e| failed(super::format_traceback(py, &e)))?;
+        let file: Option<String> = m.getattr("__file__").ok().and_then(|f| f.extract().ok());
+        let text = file
+            .as_deref()
+            .and_then(|f| std::fs::read_to_string(f).ok());
+        (m.dict(), text, spec.to_owned())
+    } else {
+        let text = std::fs::read_to_string(spec).map_err(|e| failed(e.to_string()))?;
+        let ns = PyDict::new(py);
+        ns.set_item("__file__", spec)
+            .map_err(|e| failed(e.to_string()))?;
+        ns.set_item("__name__", "__config__")
+            .map_err(|e| failed(e.to_string()))?;
+        let builtins = py.import("builtins").map_err(|e| failed(e.to_string()))?;
+        ns.set_item("__builtins__", builtins)
+            .map_err(|e| failed(e.to_string()))?;
+        let compiled = py
+            .import("builtins")
+            .and_then(|b| b.getattr("compile")?.call1((text.as_str(), spec, "exec")))
+            .map_err(|e| failed(super::format_traceback(py, &e)))?;
+        py.import("builtins")
+            .and_then(|b| b.getattr("exec")?.call1((compiled, &ns)))
+            .map_err(|e| failed(super::format_traceback(py, &e)))?;
+        (ns, Some(text), spec.to_owned())
+    };
+
+    let mut raw = RawSettings::default();
+    let mut hooks = Hooks::default();
+    for (name, value) in namespace.iter() {
+        let Ok(name) = name.extract::<String>() else {
+            continue;
+        };
+        if name.starts_with('_') {
+            continue;
+        }
+        let source = Source::ConfigFile {
+            path: path.clone(),
+            line: source_text
+                .as_deref()
+                .and_then(|t| assignment_line(t, &name)),
+        };
+        let Some(s) = setting(&name) else {
+            if is_plain_value(&value)
+                && let Some(suggestion) = suggest_key(&name)
+            {
+                return Err(SettingError::UnknownKey {
+                    key: name,
+                    suggestion: Some(suggestion),
+                    origin: source.to_string(),
+                }
+                .into());
+            }
+            continue;
+        };
+        if value.is_none() {
+            continue;
+        }
+        match s.kind {
+            Kind::Hook(arity) => {
+                let hook =
+                    Hook::from_key(s.key).ok_or_else(|| failed(format!("unknown hook {name}")))?;
+                check_hook(py, &value, hook, arity).map_err(|reason| {
+                    ConfError::Setting(SettingError::At {
+                        error: Box::new(SettingError::Invalid {
+                            key: s.key,
+                            value: value.to_string(),
+                            reason,
+                        }),
+                        origin: source.to_string(),
+                    })
+                })?;
+                let shown = value.repr().map(|r| r.to_string()).unwrap_or_default();
+                raw.push(s, shown, source);
+                hooks.set(hook, value.unbind());
+            }
+            Kind::List => {
+                if let Ok(list) = value.cast::<PyList>() {
+                    for item in list.iter() {
+                        raw.push(
+                            s,
+                            item.str().map_err(|e| failed(e.to_string()))?.to_string(),
+                            source.clone(),
+                        );
+                    }
+                } else if let Ok(tuple) = value.cast::<PyTuple>() {
+                    for item in tuple.iter() {
+                        raw.push(
+                            s,
+                            item.str().map_err(|e| failed(e.to_string()))?.to_string(),
+                            source.clone(),
+                        );
+                    }
+                } else {
+                    raw.push(
+                        s,
+                        value.str().map_err(|e| failed(e.to_string()))?.to_string(),
+                        source,
+                    );
+                }
+            }
+            Kind::Bool if value.is_instance_of::<PyBool>() => {
+                raw.push(
+                    s,
+                    if value.is_truthy().unwrap_or(false) {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                    source,
+                );
+            }
+            Kind::Dict => {
+                let text = match value.cast::<PyDict>() {
+                    Ok(d) if d.is_empty() => String::new(),
+                    _ => value.repr().map(|r| r.to_string()).unwrap_or_default(),
+                };
+                raw.push(s, text, source);
+            }
+            _ => {
+                let text = value.str().map_err(|e| failed(e.to_string()))?.to_string();
+                raw.push(s, text, source);
+            }
+        }
+    }
+    Ok((raw, hooks))
+}
+
+/// Gunicorn's arity check: the number of positional parameters must match.
+/// post_request also takes the older 2- and 3-argument forms.
+fn check_hook(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+    hook: Hook,
+    arity: u8,
+) -> Result<(), String> {
+    if !value.is_callable() {
+        return Err("must be callable".into());
+    }
+    let count: PyResult<usize> = (|| {
+        let inspect = py.import("inspect")?;
+        let sig = inspect.getattr("signature")?.call1((value,))?;
+        let params = sig.getattr("parameters")?.call_method0("values")?;
+        let positional_only = inspect.getattr("Parameter")?.getattr("POSITIONAL_ONLY")?;
+        let positional_or_kw = inspect
+            .getattr("Parameter")?
+            .getattr("POSITIONAL_OR_KEYWORD")?;
+        let mut n = 0;
+        for p in params.try_iter()? {
+            let kind = p?.getattr("kind")?;
+            if kind.eq(&positional_only)? || kind.eq(&positional_or_kw)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    })();
+    let Ok(count) = count else {
+        // Builtins without a signature: accept, as Gunicorn does not check them either.
+        return Ok(());
+    };
+    let ok = match hook {
+        Hook::PostRequest => (2..=4).contains(&count),
+        _ => count == usize::from(arity),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "must take {arity} positional arguments, takes {count}"
+        ))
+    }
+}
+
+/// True for ints, strings, bools, lists, tuples, dicts: values, not code.
+fn is_plain_value(value: &Bound<'_, PyAny>) -> bool {
+    !value.is_callable()
+        && !value.hasattr("__path__").unwrap_or(false)
+        && !value.hasattr("__spec__").unwrap_or(false)
+}
+
+/// The 1-based line of the last top-level `name = ...` or `def name(` in `text`.
+fn assignment_line(text: &str, name: &str) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            if let Some(rest) = line.strip_prefix(name) {
+                let rest = rest.trim_start();
+                return rest.starts_with('=') && !rest.starts_with("==");
+            }
+            line.strip_prefix("def ")
+                .and_then(|r| r.strip_prefix(name))
+                .is_some_and(|r| r.trim_start().starts_with('('))
+        })
+        .map(|(i, _)| i + 1)
+        .last()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_assignment_and_def_lines() {
+        let text = "import os\nworkers = 2\nbind = ['a']\n\ndef post_fork(server, worker):\n    x = 1\nworkers = 3\n";
+        assert_eq!(assignment_line(text, "workers"), Some(7));
+        assert_eq!(assignment_line(text, "bind"), Some(3));
+        assert_eq!(assignment_line(text, "post_fork"), Some(5));
+        assert_eq!(assignment_line(text, "x"), None);
+    }
+}
