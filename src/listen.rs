@@ -26,6 +26,8 @@ pub enum Address {
     Unix(PathBuf),
     /// `fd://N`: an already-open listening socket.
     Fd(RawFd),
+    /// `fd://NAME`: the socket systemd passed under this FileDescriptorName=.
+    FdName(String),
 }
 
 impl Address {
@@ -41,12 +43,14 @@ impl Address {
             return Ok(Address::Unix(PathBuf::from(path)));
         }
         if let Some(fd) = s.strip_prefix("fd://") {
-            return fd
-                .parse::<RawFd>()
-                .ok()
-                .filter(|fd| *fd >= 0)
-                .map(Address::Fd)
-                .ok_or_else(|| "fd:// needs a file descriptor number".into());
+            if fd.is_empty() {
+                return Err("fd:// needs a file descriptor number or a socket name".into());
+            }
+            return match fd.parse::<RawFd>() {
+                Ok(n) if n >= 0 => Ok(Address::Fd(n)),
+                Ok(_) => Err("fd:// needs a non-negative number".into()),
+                Err(_) => Ok(Address::FdName(fd.to_owned())),
+            };
         }
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (host, after) = rest.split_once(']').ok_or("missing ']' in IPv6 address")?;
@@ -80,6 +84,7 @@ impl fmt::Display for Address {
             Address::Tcp { host, port } => write!(f, "{host}:{port}"),
             Address::Unix(path) => write!(f, "unix:{}", path.display()),
             Address::Fd(fd) => write!(f, "fd://{fd}"),
+            Address::FdName(name) => write!(f, "fd://{name}"),
         }
     }
 }
@@ -102,6 +107,12 @@ pub enum BindError {
         addr: String,
         /// The system error.
         source: std::io::Error,
+    },
+    /// `fd://NAME` names no socket systemd passed.
+    #[error("no socket named {name:?} was passed by systemd (LISTEN_FDNAMES)")]
+    NoSuchName {
+        /// The name asked for.
+        name: String,
     },
     /// An inherited fd is not a listening stream socket.
     #[error("fd {fd} is not a listening stream socket")]
@@ -129,6 +140,10 @@ pub struct Listener {
     pub kind: Kind,
     /// True when we created the unix socket file and must remove it on exit.
     unlink_on_drop: bool,
+    /// Passed in (systemd, fd store, a previous master, fd://) rather than bound here.
+    pub inherited: bool,
+    /// The FileDescriptorName= systemd passed it under, if any.
+    pub name: Option<String>,
 }
 
 impl Listener {
@@ -182,6 +197,8 @@ impl Listener {
                     fd: socket.into(),
                     kind: Kind::Tcp(local),
                     unlink_on_drop: false,
+                    inherited: false,
+                    name: None,
                 }])
             }
             Address::Unix(path) => {
@@ -196,8 +213,11 @@ impl Listener {
                     fd: socket.into(),
                     kind: Kind::Unix(path.clone()),
                     unlink_on_drop: true,
+                    inherited: false,
+                    name: None,
                 }])
             }
+            Address::FdName(name) => Err(BindError::NoSuchName { name: name.clone() }),
             Address::Fd(fd) => {
                 // SAFETY: the user named this fd as a socket handed to us; we take
                 // ownership of it for the life of the process. `adopt` checks that
@@ -241,6 +261,8 @@ impl Listener {
             fd: socket.into(),
             kind,
             unlink_on_drop: false,
+            inherited: true,
+            name: None,
         })
     }
 
@@ -250,7 +272,31 @@ impl Listener {
             fd,
             kind,
             unlink_on_drop: false,
+            inherited: true,
+            name: None,
         }
+    }
+
+    /// True when this (inherited) socket is the one `addr` names. A unix socket
+    /// we were asked to bind is then ours to remove at exit.
+    pub fn serves(&mut self, addr: &Address) -> bool {
+        match (addr, &self.kind) {
+            (Address::Tcp { host, port }, Kind::Tcp(sa)) => {
+                host.parse::<std::net::IpAddr>().ok() == Some(sa.ip()) && *port == sa.port()
+            }
+            (Address::Unix(path), Kind::Unix(bound)) if path == bound => {
+                self.unlink_on_drop = true;
+                true
+            }
+            (Address::Fd(fd), _) => *fd == self.fd.as_raw_fd(),
+            (Address::FdName(name), _) => self.name.as_deref() == Some(name.as_str()),
+            _ => false,
+        }
+    }
+
+    /// Keep the socket file at exit: another master (after USR2) serves it now.
+    pub fn keep_path(&mut self) {
+        self.unlink_on_drop = false;
     }
 
     /// Human form for logs: `http://127.0.0.1:8000` or `unix:/run/app.sock`.
@@ -331,7 +377,11 @@ mod tests {
         );
         assert!(Address::parse("::1:80").is_err());
         assert!(Address::parse("host:99999").is_err());
-        assert!(Address::parse("fd://x").is_err());
+        assert_eq!(
+            Address::parse("fd://web").unwrap(),
+            Address::FdName("web".into())
+        );
+        assert!(Address::parse("fd://").is_err());
     }
 
     #[test]

@@ -8,6 +8,9 @@ use rgunicorn::config::raw::Source;
 use rgunicorn::error::EXIT_USAGE;
 
 fn main() -> ExitCode {
+    // Before any thread or the interpreter exists: it moves the environment.
+    rgunicorn::proctitle::init();
+    let invocation = rgunicorn::startup::Invocation::capture();
     // Snapshot the environment, then remove the activation variables before any
     // thread or the interpreter exists, so the app never sees (or re-adopts) them.
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -52,7 +55,7 @@ fn main() -> ExitCode {
         }
         break;
     }
-    ExitCode::from(rgunicorn::run(raw, &lookup) as u8)
+    ExitCode::from(rgunicorn::run(raw, env, invocation) as u8)
 }
 
 fn usage_error(e: &dyn std::fmt::Display) -> ExitCode {

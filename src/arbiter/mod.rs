@@ -6,12 +6,16 @@
 //! count. READY=1 goes to systemd only once every configured worker has loaded
 //! the app and can serve — not when the master starts, as Gunicorn does.
 //!
-//! Stops: TERM is graceful (workers stop accepting and finish in-flight requests
-//! within `graceful_timeout`, then are killed); INT and QUIT are quick. A worker
-//! exiting with 3 (boot) or 4 (app load) halts the master with that status
-//! instead of respawning it in a loop.
+//! Signals, as Gunicorn: TERM graceful stop; INT/QUIT quick stop; HUP reload
+//! (see [`reload`]); TTIN/TTOU one worker more/less; USR1 reopen logs; USR2
+//! start a new master from the binary on disk (see [`reexec`]); WINCH retire the
+//! workers and keep the master. A worker exiting with 3 (boot) or 4 (app load)
+//! halts the master with that status instead of respawning it in a loop —
+//! except during a reload, where it aborts the reload and the old workers serve on.
 
 pub mod heartbeat;
+mod reexec;
+mod reload;
 pub mod signals;
 mod spawn;
 
@@ -22,18 +26,21 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-
-use pyo3::Python;
+use pyo3::prelude::*;
 
 use crate::config::Config;
 use crate::listen::Listener;
+use crate::pidfile::Pidfile;
 use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
+use crate::startup::Settings;
 use crate::systemd::notify::Notifier;
 use crate::worker::WorkerExit;
 use signals::{Event, SignalPipe};
 
 /// How long the master sleeps between turns when nothing happens.
 const TICK: Duration = Duration::from_millis(1000);
+/// How long an aborted worker may take to die before SIGKILL.
+const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 /// One live worker, as the master tracks it.
 struct WorkerState {
@@ -45,15 +52,16 @@ struct WorkerState {
     aborted_at: Option<Instant>,
     /// Spawn counter value, Gunicorn's `worker.age`.
     age: u64,
+    /// The configuration generation it was forked with (a HUP starts a new one).
+    generation: u64,
+    /// Sent TERM to make room (TTOU, reload, WINCH); not counted as serving.
+    retiring: bool,
 }
-
-/// How long an aborted worker may take to die before SIGKILL.
-const ABORT_GRACE: Duration = Duration::from_secs(2);
 
 /// Where the master is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// Keeping `workers` workers alive.
+    /// Keeping `num_workers` workers alive.
     Running,
     /// Waiting for workers to exit; kill the rest at the deadline.
     Stopping { deadline: Instant, graceful: bool },
@@ -62,68 +70,133 @@ enum Phase {
 /// The master process state.
 pub struct Arbiter {
     config: Config,
+    /// How to load the configuration again (SIGHUP) and re-execute (USR2).
+    settings: Settings,
     listeners: Vec<Listener>,
+    /// Sockets of a previous configuration, dropped once its workers are gone.
+    retired_listeners: Vec<Listener>,
     workers: HashMap<Pid, WorkerState>,
     signals: SignalPipe,
     /// Workers write their pid here once the app is loaded (one atomic write each).
     booted_read: OwnedFd,
     booted_write: OwnedFd,
     notifier: Notifier,
-    ready_sent: bool,
-    phase: Phase,
     heartbeats: heartbeat::Heartbeats,
     /// Server hooks from the Python config file.
     hooks: Hooks,
     /// Workers spawned so far (the next worker's age).
     spawned: u64,
+    /// Current configuration generation.
+    generation: u64,
+    /// Workers wanted now: `workers`, changed by TTIN/TTOU/WINCH.
+    num_workers: usize,
+    /// READY=1 sent for the current generation.
+    ready_sent: bool,
+    phase: Phase,
+    /// A HUP whose new workers are still booting.
+    reload: Option<reload::Pending>,
+    /// The master we started with USR2, while it runs.
+    reexec_child: Option<Pid>,
+    /// The master that started us with USR2, until it exits.
+    parent_master: Option<Pid>,
+    /// Stop `parent_master` ourselves once ready (HUP with preload_app).
+    takeover: bool,
+    pidfile: Option<Pidfile>,
+    /// The app imported in the master (preload_app), shared with workers by fork.
+    preloaded: Option<Py<PyAny>>,
+    last_watchdog: Instant,
+    last_status: Instant,
+    /// Workers killed for silence since start.
+    timeouts: u64,
 }
 
 impl Arbiter {
-    /// Take ownership of the listeners and the master's signal pipe.
+    /// Take ownership of the listeners and the master's signal pipe; write the
+    /// pid file; import the app when preload_app is set.
     ///
     /// # Errors
-    /// pipe2(2) failed.
+    /// A pipe, mapping or pid file could not be created, or the preloaded app
+    /// failed to import (returned as exit status 4 by the caller).
     pub fn new(
         config: Config,
         listeners: Vec<Listener>,
         signals: SignalPipe,
         notifier: Notifier,
         hooks: Hooks,
-    ) -> nix::Result<Arbiter> {
+        settings: Settings,
+    ) -> std::io::Result<Arbiter> {
         let (booted_read, booted_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+        let parent_master = settings
+            .var(reexec::PARENT_MASTER)
+            .and_then(|p| p.parse::<i32>().ok())
+            .map(Pid::from_raw)
+            .filter(|p| *p == nix::unistd::getppid());
+        let takeover = parent_master.is_some() && settings.var(reexec::TAKEOVER).is_some();
+        let pidfile = match &config.pidfile {
+            Some(path) if parent_master.is_some() => Some(Pidfile::create(
+                &Pidfile::upgrade_path(path),
+                std::process::id(),
+            )?),
+            Some(path) => Some(Pidfile::create(path, std::process::id())?),
+            None => None,
+        };
+        let num_workers = config.workers;
         Ok(Arbiter {
             config,
+            settings,
             listeners,
+            retired_listeners: Vec::new(),
             workers: HashMap::new(),
             signals,
             booted_read,
             booted_write,
             notifier,
-            ready_sent: false,
-            phase: Phase::Running,
-            heartbeats: heartbeat::Heartbeats::new().map_err(|e| {
-                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOMEM))
-            })?,
+            heartbeats: heartbeat::Heartbeats::new()?,
             hooks,
             spawned: 0,
+            generation: 0,
+            num_workers,
+            ready_sent: false,
+            phase: Phase::Running,
+            reload: None,
+            reexec_child: None,
+            parent_master,
+            takeover,
+            pidfile,
+            preloaded: None,
+            last_watchdog: Instant::now(),
+            last_status: Instant::now(),
+            timeouts: 0,
         })
+    }
+
+    /// preload_app: import the app here, once, and freeze the GC so forked
+    /// workers share its pages.
+    ///
+    /// # Errors
+    /// The app's import error, with its traceback.
+    pub fn preload(&mut self) -> Result<(), crate::python::app::AppLoadError> {
+        let app = Python::attach(|py| {
+            let app = crate::python::app::load(py, &self.config.app_uri)?;
+            if let Ok(gc) = py.import("gc") {
+                let _ = gc.call_method0("freeze");
+            }
+            Ok::<_, crate::python::app::AppLoadError>(app)
+        })?;
+        self.preloaded = Some(app);
+        Ok(())
     }
 
     /// Run until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
         loop {
-            if let Phase::Running = self.phase {
-                self.spawn_missing();
+            if self.phase == Phase::Running {
+                self.manage_workers();
             }
             self.wait_for_activity();
             for event in self.signals.drain() {
-                match event {
-                    Event::Term => self.stop(true),
-                    Event::Int | Event::Quit => self.stop(false),
-                    Event::Chld => {}
-                    other => crate::log::debug(&format!("ignoring {other:?} (not supported yet)")),
-                }
+                self.handle(event);
             }
             if let Some(code) = self.reap() {
                 let code = self.halt(code);
@@ -132,6 +205,8 @@ impl Arbiter {
             }
             self.read_boot_reports();
             self.check_timeouts();
+            self.maybe_promote();
+            self.tell_systemd();
             if let Phase::Stopping { deadline, .. } = self.phase {
                 if self.workers.is_empty() {
                     crate::log::info("Shutting down: Master");
@@ -145,62 +220,141 @@ impl Arbiter {
         }
     }
 
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Term => self.stop(true),
+            Event::Int | Event::Quit => self.stop(false),
+            Event::Chld => {}
+            _ if self.phase != Phase::Running => {
+                crate::log::info(&format!("Ignoring {event:?} while stopping"));
+            }
+            Event::Hup => self.reload(),
+            Event::Ttin => self.set_num_workers(self.num_workers + 1),
+            Event::Ttou => self.set_num_workers(self.num_workers.saturating_sub(1).max(1)),
+            Event::Winch => {
+                crate::log::info("Handling signal: winch; retiring all workers");
+                self.num_workers = 0;
+            }
+            Event::Usr1 => {
+                crate::log::info("Handling signal: usr1; reopening log files");
+                if let Err(e) = crate::log::reopen() {
+                    crate::log::warning(&format!("cannot reopen the error log: {e}"));
+                }
+                self.signal_all(Signal::SIGUSR1);
+            }
+            Event::Usr2 => self.upgrade(false),
+        }
+    }
+
     /// The hooks' view of the master.
     fn view(&self) -> ServerView {
         ServerView {
             pid: std::process::id(),
-            num_workers: self.config.workers,
+            num_workers: self.num_workers,
         }
     }
 
-    fn exit_hooks(&self) {
+    fn exit_hooks(&mut self) {
         if self.hooks.is_set(Hook::OnExit) {
             Python::attach(|py| self.hooks.on_exit(py, self.view()));
         }
+        if let Some(child) = self.reexec_child {
+            // systemd must follow the master we started, or it would stop the service.
+            self.notifier.main_pid(child.as_raw() as u32);
+        }
+        self.pidfile = None;
     }
 
-    fn spawn_missing(&mut self) {
-        while self.workers.len() < self.config.workers {
-            let Some(slot) = self.heartbeats.allocate() else {
-                crate::log::error("no free heartbeat slot; not spawning");
-                return;
-            };
-            self.spawned += 1;
-            let age = self.spawned;
-            if self.hooks.is_set(Hook::PreFork) {
-                let worker = WorkerView {
-                    pid: None,
-                    ppid: std::process::id(),
-                    age,
-                    alive: true,
-                };
-                Python::attach(|py| self.hooks.pre_fork(py, self.view(), worker));
+    /// TTIN/TTOU: change the wanted worker count and tell the hook.
+    fn set_num_workers(&mut self, n: usize) {
+        let old = self.num_workers;
+        if n == old {
+            return;
+        }
+        crate::log::info(&format!("Number of workers: {old} -> {n}"));
+        self.num_workers = n;
+        if self.hooks.is_set(Hook::NworkersChanged) {
+            Python::attach(|py| self.hooks.nworkers_changed(py, self.view(), n, old));
+        }
+    }
+
+    /// Spawn missing workers of the current generation; retire the oldest extras.
+    fn manage_workers(&mut self) {
+        let current: Vec<(Pid, u64)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == self.generation && !w.retiring)
+            .map(|(pid, w)| (*pid, w.age))
+            .collect();
+        if current.len() > self.num_workers {
+            let mut by_age = current.clone();
+            by_age.sort_by_key(|(_, age)| *age);
+            for (pid, _) in by_age.into_iter().take(current.len() - self.num_workers) {
+                self.retire(pid);
             }
-            let close_in_child = [self.signals.fd(), self.booted_read.as_raw_fd()];
-            let spawned = spawn::spawn_worker(
-                &self.config,
-                &self.listeners,
-                &self.booted_write,
-                slot,
-                &close_in_child,
-                &self.hooks,
+        }
+        for _ in current.len()..self.num_workers {
+            if !self.spawn() {
+                return;
+            }
+        }
+    }
+
+    /// Ask one worker to finish its requests and exit.
+    fn retire(&mut self, pid: Pid) {
+        if let Some(w) = self.workers.get_mut(&pid) {
+            w.retiring = true;
+            let _ = kill(pid, Signal::SIGTERM);
+        }
+    }
+
+    /// Fork one worker of the current generation. False when that failed.
+    fn spawn(&mut self) -> bool {
+        let Some(slot) = self.heartbeats.allocate() else {
+            crate::log::error("no free heartbeat slot; not spawning");
+            return false;
+        };
+        self.spawned += 1;
+        let age = self.spawned;
+        if self.hooks.is_set(Hook::PreFork) {
+            let worker = WorkerView {
+                pid: None,
+                ppid: std::process::id(),
                 age,
-            );
-            match spawned {
-                Ok(pid) => {
-                    let state = WorkerState {
-                        booted: false,
-                        slot,
-                        aborted_at: None,
-                        age,
-                    };
-                    self.workers.insert(pid, state);
-                }
-                Err(e) => {
-                    self.heartbeats.release(slot);
-                    crate::log::error(&format!("fork failed: {e}"));
-                    return;
-                }
+                alive: true,
+            };
+            Python::attach(|py| self.hooks.pre_fork(py, self.view(), worker));
+        }
+        let close_in_child = [self.signals.fd(), self.booted_read.as_raw_fd()];
+        let spawned = spawn::spawn_worker(
+            &spawn::Inherit {
+                config: &self.config,
+                listeners: &self.listeners,
+                booted_write: &self.booted_write,
+                hooks: &self.hooks,
+                preloaded: self.preloaded.as_ref(),
+            },
+            slot,
+            &close_in_child,
+            age,
+        );
+        match spawned {
+            Ok(pid) => {
+                let state = WorkerState {
+                    booted: false,
+                    slot,
+                    aborted_at: None,
+                    age,
+                    generation: self.generation,
+                    retiring: false,
+                };
+                self.workers.insert(pid, state);
+                true
+            }
+            Err(e) => {
+                self.heartbeats.release(slot);
+                crate::log::error(&format!("fork failed: {e}"));
+                false
             }
         }
     }
@@ -216,9 +370,17 @@ impl Arbiter {
         for (pid, w) in self.workers.iter_mut() {
             match w.aborted_at {
                 None if w.slot.silence() > timeout => {
-                    crate::log::critical(&format!("WORKER TIMEOUT (pid:{pid})"));
+                    let what = match w.slot.request() {
+                        Some((req, took)) => {
+                            format!(" serving {req} for {:.1}s", took.as_secs_f64())
+                        }
+                        None if !w.booted => " while booting".to_owned(),
+                        None => String::new(),
+                    };
+                    crate::log::critical(&format!("WORKER TIMEOUT (pid:{pid}){what}"));
                     let _ = kill(*pid, Signal::SIGABRT);
                     w.aborted_at = Some(now);
+                    self.timeouts += 1;
                 }
                 Some(at) if now.duration_since(at) > ABORT_GRACE => {
                     let _ = kill(*pid, Signal::SIGKILL);
@@ -230,24 +392,24 @@ impl Arbiter {
 
     /// Sleep until a signal, a boot report, or the next tick.
     fn wait_for_activity(&self) {
+        // SAFETY: the pipe's read end lives as long as `self.signals`.
+        let signals_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.signals.fd()) };
         let mut fds = [
-            nix::poll::PollFd::new(self.signals_fd(), nix::poll::PollFlags::POLLIN),
+            nix::poll::PollFd::new(signals_fd, nix::poll::PollFlags::POLLIN),
             nix::poll::PollFd::new(self.booted_read.as_fd(), nix::poll::PollFlags::POLLIN),
         ];
-        let timeout = match self.phase {
+        let mut timeout = match self.phase {
             Phase::Stopping { deadline, .. } => deadline
                 .saturating_duration_since(Instant::now())
                 .min(TICK)
                 .max(Duration::from_millis(10)),
             Phase::Running => TICK,
         };
+        if let Some(interval) = self.notifier.watchdog_interval() {
+            timeout = timeout.min(interval);
+        }
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
-    }
-
-    fn signals_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        // SAFETY: the pipe's read end lives as long as `self.signals`.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.signals.fd()) }
     }
 
     /// Begin a graceful (TERM) or quick (INT/QUIT) stop.
@@ -272,6 +434,7 @@ impl Arbiter {
         // Our copies of the sockets close now; workers close theirs as they stop
         // accepting, so the kernel refuses new connections once all are gone.
         self.listeners.clear();
+        self.retired_listeners.clear();
         let (sig, wait) = if graceful {
             (
                 Signal::SIGTERM,
@@ -297,45 +460,61 @@ impl Arbiter {
     fn reap(&mut self) -> Option<i32> {
         let mut halt = None;
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    let Some(w) = self.workers.remove(&pid) else {
-                        continue;
-                    };
-                    self.heartbeats.release(w.slot);
-                    self.child_exit(pid, &w);
-                    match WorkerExit::from_code(code) {
-                        Some(WorkerExit::AppLoadError) => {
-                            crate::log::error(&format!(
-                                "Worker (pid:{pid}) failed to load the application"
-                            ));
-                            halt = Some(WorkerExit::AppLoadError as i32);
-                        }
-                        Some(WorkerExit::BootError) => {
-                            crate::log::error(&format!("Worker (pid:{pid}) failed to boot"));
-                            halt = Some(WorkerExit::BootError as i32);
-                        }
-                        Some(WorkerExit::Ok) if self.phase == Phase::Running => {
-                            crate::log::warning(&format!("Worker (pid:{pid}) exited unexpectedly"));
-                        }
-                        Some(WorkerExit::Ok) => {}
-                        None => crate::log::error(&format!(
-                            "Worker (pid:{pid}) exited with code {code}"
-                        )),
-                    }
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    if let Some(w) = self.workers.remove(&pid) {
-                        self.heartbeats.release(w.slot);
-                        self.child_exit(pid, &w);
-                        if self.phase == Phase::Running {
-                            crate::log::error(&format!("Worker (pid:{pid}) was sent {sig}!"));
-                        }
-                    }
-                }
+            let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, Some(code)),
+                Ok(WaitStatus::Signaled(pid, _, _)) => (pid, None),
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+                Ok(_) => continue,
+            };
+            if Some(pid) == self.reexec_child {
+                crate::log::warning(&format!(
+                    "New master (pid:{pid}) exited; this master keeps serving"
+                ));
+                self.reexec_child = None;
+                continue;
             }
+            let Some(w) = self.workers.remove(&pid) else {
+                continue;
+            };
+            self.heartbeats.release(w.slot);
+            self.child_exit(pid, &w);
+            let expected = w.retiring || self.phase != Phase::Running;
+            match code.map(WorkerExit::from_code) {
+                Some(Some(fatal @ (WorkerExit::AppLoadError | WorkerExit::BootError))) => {
+                    let what = if fatal == WorkerExit::AppLoadError {
+                        "failed to load the application"
+                    } else {
+                        "failed to boot"
+                    };
+                    crate::log::error(&format!("Worker (pid:{pid}) {what}"));
+                    if self.reload.is_some() && w.generation == self.generation {
+                        self.abort_reload();
+                    } else if !w.retiring {
+                        halt = Some(fatal as i32);
+                    }
+                }
+                Some(Some(WorkerExit::Ok)) if !expected => {
+                    crate::log::info(&format!("Worker (pid:{pid}) exited; replacing it"));
+                }
+                Some(Some(WorkerExit::Ok)) => {}
+                Some(None) => {
+                    crate::log::error(&format!(
+                        "Worker (pid:{pid}) exited with code {}",
+                        code.unwrap_or(0)
+                    ));
+                }
+                None if !expected => {
+                    crate::log::error(&format!("Worker (pid:{pid}) was killed by a signal"))
+                }
+                None => {}
+            }
+        }
+        if !self
+            .workers
+            .values()
+            .any(|w| w.generation < self.generation)
+        {
+            self.retired_listeners.clear();
         }
         halt
     }
@@ -352,7 +531,8 @@ impl Arbiter {
         }
     }
 
-    /// Mark workers that reported a loaded app; send READY=1 when all have.
+    /// Mark workers that reported a loaded app; finish a reload and send READY=1
+    /// when the current generation is all up.
     fn read_boot_reports(&mut self) {
         let mut buf = [0u8; 4 * 64];
         while let Ok(n) = nix::unistd::read(&self.booted_read, &mut buf) {
@@ -366,19 +546,90 @@ impl Arbiter {
                 }
             }
         }
-        let booted = self.workers.values().filter(|w| w.booted).count();
-        if !self.ready_sent && self.phase == Phase::Running && booted >= self.config.workers {
-            self.ready_sent = true;
-            if self.hooks.is_set(Hook::WhenReady) {
-                Python::attach(|py| self.hooks.when_ready(py, self.view()));
+        if self.phase != Phase::Running || self.ready_sent {
+            return;
+        }
+        let booted = self.serving();
+        if booted < self.num_workers {
+            if self.notifier.watchdog_interval().is_some() || !self.ready_sent {
+                // A slow app load is progress, not a hang: keep systemd waiting.
+                self.notifier.extend_timeout(TICK * 5);
             }
-            self.notifier.ready(&self.status_line(booted));
-            crate::log::info(&format!("Ready: {booted} worker(s) serving"));
+            return;
+        }
+        if self.reload.is_some() {
+            self.finish_reload();
+        }
+        self.ready_sent = true;
+        if self.hooks.is_set(Hook::WhenReady) {
+            Python::attach(|py| self.hooks.when_ready(py, self.view()));
+        }
+        self.notifier.ready(&self.status_line());
+        crate::log::info(&format!("Ready: {booted} worker(s) serving"));
+        if self.takeover {
+            self.takeover = false;
+            if let Some(parent) = self.parent_master {
+                crate::log::info(&format!(
+                    "Taking over from the previous master (pid:{parent})"
+                ));
+                let _ = kill(parent, Signal::SIGTERM);
+            }
         }
     }
 
-    fn status_line(&self, booted: usize) -> String {
-        format!("{booted}/{} workers serving", self.config.workers)
+    /// Booted, non-retiring workers of the current generation.
+    fn serving(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| w.booted && !w.retiring && w.generation == self.generation)
+            .count()
+    }
+
+    fn status_line(&self) -> String {
+        format!(
+            "{}/{} workers serving, {} timeouts",
+            self.serving(),
+            self.num_workers,
+            self.timeouts
+        )
+    }
+
+    /// After USR2: once the master that started us is gone, we are the master.
+    fn maybe_promote(&mut self) {
+        let Some(parent) = self.parent_master else {
+            return;
+        };
+        if nix::unistd::getppid() == parent {
+            return;
+        }
+        crate::log::info("Master has been promoted.");
+        self.parent_master = None;
+        if let (Some(pidfile), Some(path)) = (self.pidfile.as_mut(), self.config.pidfile.as_ref())
+            && let Err(e) = pidfile.rename(path)
+        {
+            crate::log::warning(&format!("cannot rename the pid file: {e}"));
+        }
+        self.notifier.main_pid(std::process::id());
+    }
+
+    /// WATCHDOG=1 while healthy, and a fresh STATUS= now and then.
+    fn tell_systemd(&mut self) {
+        let now = Instant::now();
+        if let Some(interval) = self.notifier.watchdog_interval()
+            && now.duration_since(self.last_watchdog) >= interval.saturating_sub(TICK / 10)
+        {
+            let limit = Duration::from_secs(self.config.timeout.max(1));
+            let fresh = self.config.timeout == 0
+                || self.workers.values().all(|w| w.slot.silence() <= limit);
+            if fresh {
+                self.notifier.watchdog();
+                self.last_watchdog = now;
+            }
+        }
+        if self.ready_sent && now.duration_since(self.last_status) >= Duration::from_secs(5) {
+            self.notifier.status(&self.status_line());
+            self.last_status = now;
+        }
     }
 
     /// Stop everything after a fatal worker exit and return `code`.

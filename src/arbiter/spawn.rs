@@ -8,8 +8,8 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::unistd::{ForkResult, Pid, fork};
-use pyo3::Python;
 use pyo3::ffi;
+use pyo3::prelude::*;
 
 use super::heartbeat::Slot;
 use crate::config::Config;
@@ -17,18 +17,30 @@ use crate::listen::Listener;
 use crate::python::hooks::Hooks;
 use crate::worker::{WorkerInit, run_worker};
 
+/// What a worker inherits from the master, by reference into the forked copy
+/// of the master's memory.
+pub struct Inherit<'a> {
+    /// The configuration of the worker's generation.
+    pub config: &'a Config,
+    /// The master's listening sockets.
+    pub listeners: &'a [Listener],
+    /// Write end of the boot pipe.
+    pub booted_write: &'a OwnedFd,
+    /// Server hooks.
+    pub hooks: &'a Hooks,
+    /// The app, when the master preloaded it.
+    pub preloaded: Option<&'a Py<PyAny>>,
+}
+
 /// Fork a worker. In the child, `listeners` are duplicated into the worker's own
 /// ownership and everything master-only is dropped without running destructors.
 ///
 /// # Errors
 /// fork(2) failed (the parent keeps running with one worker less).
 pub fn spawn_worker(
-    config: &Config,
-    listeners: &[Listener],
-    booted_write: &OwnedFd,
+    inherit: &Inherit<'_>,
     heartbeat: Slot,
     close_in_child: &[std::os::fd::RawFd],
-    hooks: &Hooks,
     age: u64,
 ) -> nix::Result<Pid> {
     Python::attach(|py| {
@@ -51,8 +63,7 @@ pub fn spawn_worker(
                     // SAFETY: these are master-only descriptors nothing in the child uses.
                     unsafe { libc::close(*fd) };
                 }
-                let mut init = child_init(config, listeners, booted_write, heartbeat, hooks);
-                init.age = age;
+                let init = child_init(inherit, heartbeat, age);
                 run_worker(py, init)
             }
         }
@@ -60,21 +71,17 @@ pub fn spawn_worker(
 }
 
 /// Build the worker's own copies of the master's resources.
-fn child_init<'a>(
-    config: &'a Config,
-    listeners: &[Listener],
-    booted_write: &OwnedFd,
-    heartbeat: Slot,
-    hooks: &'a Hooks,
-) -> WorkerInit<'a> {
-    let listeners = listeners
+fn child_init<'a>(inherit: &Inherit<'a>, heartbeat: Slot, age: u64) -> WorkerInit<'a> {
+    let listeners = inherit
+        .listeners
         .iter()
         .filter_map(|l| {
             let fd = l.fd.as_fd().try_clone_to_owned().ok()?;
             Some(Listener::from_parts(fd, l.kind.clone()))
         })
         .collect();
-    let booted = booted_write
+    let booted = inherit
+        .booted_write
         .as_fd()
         .try_clone_to_owned()
         .unwrap_or_else(|_| {
@@ -82,11 +89,12 @@ fn child_init<'a>(
             unsafe { libc::_exit(3) }
         });
     WorkerInit {
-        config,
+        config: inherit.config,
         listeners,
         booted,
         heartbeat,
-        hooks,
-        age: 0,
+        hooks: inherit.hooks,
+        age,
+        preloaded: inherit.preloaded,
     }
 }

@@ -313,6 +313,28 @@ pub struct Config {
     pub errorlog: String,
     /// Minimum level written to the error log.
     pub loglevel: crate::log::Level,
+    /// Restart a worker after this many requests (0: never).
+    pub max_requests: u64,
+    /// Random extra requests added to `max_requests` per worker.
+    pub max_requests_jitter: u64,
+    /// Workers exit when a watched source file changes.
+    pub reload: bool,
+    /// Extra files watched with `reload`.
+    pub reload_extra_files: Vec<PathBuf>,
+    /// Import the app in the master before forking.
+    pub preload_app: bool,
+    /// Detach into the background at start.
+    pub daemon: bool,
+    /// PID file of the master.
+    pub pidfile: Option<PathBuf>,
+    /// User the workers run as.
+    pub user: Option<String>,
+    /// Group the workers run as.
+    pub group: Option<String>,
+    /// umask set in the master.
+    pub umask: u32,
+    /// Give workers the user's supplementary groups.
+    pub initgroups: bool,
     /// Process title base name (`proc_name`, else `default_proc_name`).
     pub proc_name: Option<String>,
     /// Fallback process title base name.
@@ -349,6 +371,17 @@ impl Default for Config {
             access_log_format: crate::log::access::DEFAULT_FORMAT.to_owned(),
             errorlog: "-".to_owned(),
             loglevel: crate::log::Level::Info,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            reload: false,
+            reload_extra_files: Vec::new(),
+            preload_app: false,
+            daemon: false,
+            pidfile: None,
+            user: None,
+            group: None,
+            umask: 0,
+            initgroups: false,
             proc_name: None,
             default_proc_name: "rgunicorn".to_owned(),
             server_header: "rgunicorn".to_owned(),

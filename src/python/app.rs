@@ -66,17 +66,37 @@ def load(uri):
     return app
 "#;
 
+/// Compile the loader (and import `ast` and `importlib`) once. Called in the
+/// master before forking, so workers that drop privileges (`--user`) need not
+/// read the standard library again to load the app.
+///
+/// # Errors
+/// The loader does not compile (a broken standard library).
+pub fn prepare_loader(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    if let Ok(m) = py
+        .import("sys")?
+        .getattr("modules")?
+        .get_item("_rgunicorn_loader")
+    {
+        return Ok(m.cast_into::<PyModule>()?);
+    }
+    let m = PyModule::from_code(py, LOADER, c"<rgunicorn-loader>", c"_rgunicorn_loader")?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("_rgunicorn_loader", &m)?;
+    Ok(m)
+}
+
 /// Import `uri` and return the application callable.
 ///
 /// # Errors
 /// [`AppLoadError`]: our own loader's message, or an import-time exception with
 /// its traceback.
 pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, AppLoadError> {
-    let loader = PyModule::from_code(py, LOADER, c"<rgunicorn-loader>", c"_rgunicorn_loader")
-        .map_err(|e| AppLoadError {
-            message: "internal loader failed to compile".into(),
-            traceback: Some(super::format_traceback(py, &e)),
-        })?;
+    let loader = prepare_loader(py).map_err(|e| AppLoadError {
+        message: "internal loader failed to compile".into(),
+        traceback: Some(super::format_traceback(py, &e)),
+    })?;
     match loader.getattr("load").and_then(|f| f.call1((uri,))) {
         Ok(app) => Ok(app.unbind()),
         Err(err) => {

@@ -294,6 +294,13 @@ impl Hooks {
         });
     }
 
+    /// worker_abort(worker), in the worker on SIGABRT (a timeout), before it exits 1.
+    pub fn worker_abort(&self, py: Python<'_>, worker: WorkerView) {
+        self.call(py, Hook::WorkerAbort, || {
+            PyTuple::new(py, [self.worker(py, worker)?])
+        });
+    }
+
     /// worker_exit(server, worker), in the worker as it exits.
     pub fn worker_exit(&self, py: Python<'_>, server: ServerView, worker: WorkerView) {
         self.call(py, Hook::WorkerExit, || {
@@ -305,6 +312,34 @@ impl Hooks {
     pub fn child_exit(&self, py: Python<'_>, server: ServerView, worker: WorkerView) {
         self.call(py, Hook::ChildExit, || {
             PyTuple::new(py, [self.server(py, server)?, self.worker(py, worker)?])
+        });
+    }
+
+    /// on_reload(server), in the master on SIGHUP.
+    pub fn on_reload(&self, py: Python<'_>, server: ServerView) {
+        self.call(py, Hook::OnReload, || {
+            PyTuple::new(py, [self.server(py, server)?])
+        });
+    }
+
+    /// pre_exec(server), in the master before a new master is executed (USR2).
+    pub fn pre_exec(&self, py: Python<'_>, server: ServerView) {
+        self.call(py, Hook::PreExec, || {
+            PyTuple::new(py, [self.server(py, server)?])
+        });
+    }
+
+    /// nworkers_changed(server, new_value, old_value), in the master (TTIN/TTOU).
+    pub fn nworkers_changed(&self, py: Python<'_>, server: ServerView, new: usize, old: usize) {
+        self.call(py, Hook::NworkersChanged, || {
+            PyTuple::new(
+                py,
+                [
+                    self.server(py, server)?,
+                    new.into_pyobject(py)?.into_any(),
+                    old.into_pyobject(py)?.into_any(),
+                ],
+            )
         });
     }
 

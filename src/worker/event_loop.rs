@@ -11,9 +11,22 @@
 //! Every connection is serviced by [`Server::service`], which only stops at a
 //! point where the kernel said WouldBlock (or the connection closed), as edge
 //! triggering requires.
+//!
+//! Closing never resets a client. close(2) on a socket with unread input makes
+//! the kernel answer with RST, which can destroy a response the client has not
+//! read yet; so a connection we end is *lingered*: shut down for writing (our
+//! FIN follows the last response), then read and discarded until the client's
+//! EOF or [`LINGER`] (Apache's and nginx's lingering close).
+//!
+//! A graceful stop (TERM, `max_requests`, `--reload`) stops accepting, lets
+//! every request a client already sent finish — pipelined ones included, the
+//! last answered with `Connection: close` — and gives idle keep-alive
+//! connections [`IDLE_GRACE`] after their last response for a request that may
+//! already be on the wire, before lingering them shut.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::unix::SourceFd;
@@ -29,9 +42,23 @@ use crate::listen::{Kind, Listener};
 use crate::log::access::{AccessLog, Entry};
 use crate::wsgi::{ConnInfo, ConnIo, Wsgi};
 
-/// Token of the signal pipe; listeners follow, then connections.
+use super::abort::AbortFlag;
+use super::reload::Watcher;
+
+/// Token of the signal pipe; the reload watcher, listeners, then connections.
 const SIGNAL: Token = Token(0);
-const LISTENER_BASE: usize = 1;
+const RELOAD: Token = Token(1);
+const LISTENER_BASE: usize = 2;
+/// How long a lingering close waits for the client's EOF.
+const LINGER: Duration = Duration::from_secs(2);
+/// During a graceful stop, how long after its last response an idle keep-alive
+/// connection may still deliver a request (about one slow round trip).
+const IDLE_GRACE: Duration = Duration::from_secs(1);
+/// Poll interval while stopping, so grace and linger deadlines are kept closely.
+const STOPPING_TICK: Duration = Duration::from_millis(50);
+/// Source files often change in bursts (create, write, rename): wait this long
+/// after the first change before stopping, so the next worker imports the result.
+const RELOAD_SETTLE: Duration = Duration::from_millis(100);
 /// Bodies up to this size are read completely before the app is called.
 const BUFFER_BODY_LIMIT: u64 = 64 * 1024;
 /// Bytes read per read(2).
@@ -44,6 +71,8 @@ enum Phase {
     Idle,
     /// Part of a request has arrived; closed after `timeout` seconds.
     Reading,
+    /// Shut down for writing; input is discarded until EOF or [`LINGER`].
+    Lingering,
 }
 
 struct Conn {
@@ -57,8 +86,22 @@ struct Conn {
     head: Option<RequestHead>,
     phase: Phase,
     deadline: Instant,
+    /// When the last response was handed to the socket buffer (or the
+    /// connection was accepted): a graceful stop waits [`IDLE_GRACE`] from here.
+    idle_since: Instant,
     /// Close once `wbuf` is written.
     close_after_write: bool,
+}
+
+/// What connects the loop to the worker's life: the master's liveness slot and
+/// the two reasons to stop besides signals.
+pub(super) struct Lifecycle {
+    /// Shared-memory liveness slot the master watches.
+    pub(super) heartbeat: Slot,
+    /// Source files to watch (`--reload`).
+    pub(super) reload: Option<Watcher>,
+    /// Set when the SIGABRT handler ran.
+    pub(super) abort: AbortFlag,
 }
 
 /// How the loop ended.
@@ -68,6 +111,19 @@ pub(super) enum Stop {
     Graceful,
     /// INT or QUIT: left at once.
     Quick,
+    /// SIGABRT (the master's timeout): the worker must exit 1 now.
+    Aborted,
+}
+
+/// Why a worker stops taking new work; logged once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Retire {
+    /// SIGTERM from the master.
+    Term,
+    /// This worker served its `max_requests` (plus jitter).
+    MaxRequests,
+    /// A watched source file changed (`--reload`).
+    Reload(PathBuf),
 }
 
 /// A worker's serving state.
@@ -85,6 +141,18 @@ pub(super) struct Server<'a> {
     last_sweep: Instant,
     /// Shared-memory liveness slot the master watches.
     heartbeat: Slot,
+    /// Requests handed to the app so far.
+    served: u64,
+    /// Stop after this many requests (`max_requests` plus this worker's jitter).
+    max_requests: Option<u64>,
+    /// Source files to watch (`--reload`).
+    reload: Option<Watcher>,
+    /// A watched file changed: stop once this instant passes.
+    reload_at: Option<Instant>,
+    /// Set by the SIGABRT handler (it may run inside the app).
+    abort: AbortFlag,
+    /// SIGABRT was handled: leave the loop now.
+    aborted: bool,
 }
 
 impl<'a> Server<'a> {
@@ -94,11 +162,20 @@ impl<'a> Server<'a> {
         pipe: &SignalPipe,
         wsgi: Wsgi<'a>,
         access: Option<AccessLog>,
-        heartbeat: Slot,
+        lifecycle: Lifecycle,
     ) -> io::Result<Server<'a>> {
+        let Lifecycle {
+            heartbeat,
+            reload,
+            abort,
+        } = lifecycle;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut SourceFd(&pipe.fd()), SIGNAL, Interest::READABLE)?;
+        if let Some(w) = &reload {
+            poll.registry()
+                .register(&mut SourceFd(&w.fd()), RELOAD, Interest::READABLE)?;
+        }
         for (i, l) in listeners.iter().enumerate() {
             poll.registry().register(
                 &mut SourceFd(&l.fd.as_raw_fd()),
@@ -118,6 +195,16 @@ impl<'a> Server<'a> {
             stopping: false,
             last_sweep: Instant::now(),
             heartbeat,
+            served: 0,
+            max_requests: request_limit(
+                config.max_requests,
+                config.max_requests_jitter,
+                jitter_seed(),
+            ),
+            reload,
+            reload_at: None,
+            abort,
+            aborted: false,
         })
     }
 
@@ -126,51 +213,105 @@ impl<'a> Server<'a> {
     }
 
     /// Serve until stopped. Returns after a graceful stop has drained, or at once
-    /// on INT/QUIT.
+    /// on INT/QUIT or SIGABRT.
     pub(super) fn run(&mut self, py: Python<'_>, pipe: &SignalPipe) -> io::Result<Stop> {
         let mut events = Events::with_capacity(256);
         loop {
+            if self.aborted {
+                return Ok(Stop::Aborted);
+            }
             if self.stopping && self.conns.iter().all(Option::is_none) {
                 return Ok(Stop::Graceful);
             }
             self.heartbeat.beat();
+            let timeout = self.poll_timeout();
             let poll = &mut self.poll;
-            let result = py.detach(|| poll.poll(&mut events, Some(Duration::from_millis(500))));
+            let result = py.detach(|| poll.poll(&mut events, Some(timeout)));
             if let Err(e) = result
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 return Err(e);
+            }
+            // A SIGABRT that arrived while we waited: run its Python handler.
+            if self.abort.check(py) {
+                return Ok(Stop::Aborted);
             }
             for ev in events.iter() {
                 let token = ev.token().0;
                 if ev.token() == SIGNAL {
                     for sig in pipe.drain() {
                         match sig {
-                            Event::Term => self.begin_stop(),
+                            Event::Term => self.begin_stop(Retire::Term),
                             Event::Int | Event::Quit => return Ok(Stop::Quick),
                             _ => {}
                         }
                     }
+                } else if ev.token() == RELOAD {
+                    self.watch_sources();
                 } else if token < self.conn_base() {
                     self.accept(token - LISTENER_BASE);
                 } else {
                     self.service(py, token - self.conn_base());
                 }
+                if self.aborted {
+                    return Ok(Stop::Aborted);
+                }
             }
             let now = Instant::now();
-            if now.duration_since(self.last_sweep) >= Duration::from_millis(500) {
+            if let Some(at) = self.reload_at
+                && now >= at
+                && let Some(w) = self.reload.take()
+            {
+                let _ = self.poll.registry().deregister(&mut SourceFd(&w.fd()));
+                self.reload_at = None;
+                self.begin_stop(Retire::Reload(w.first_change().unwrap_or_default()));
+            }
+            if self.stopping || now.duration_since(self.last_sweep) >= Duration::from_millis(500) {
                 self.last_sweep = now;
                 self.sweep(now);
             }
         }
     }
 
-    /// Stop accepting; close idle connections; let busy ones finish.
-    fn begin_stop(&mut self) {
+    fn poll_timeout(&self) -> Duration {
+        if self.stopping {
+            STOPPING_TICK
+        } else if self.reload_at.is_some() {
+            RELOAD_SETTLE
+        } else {
+            Duration::from_millis(500)
+        }
+    }
+
+    /// Read the watcher's events; the first change of a watched file starts the
+    /// settle timer.
+    fn watch_sources(&mut self) {
+        let Some(w) = self.reload.as_mut() else {
+            return;
+        };
+        match w.read_changes() {
+            Ok(Some(path)) if self.reload_at.is_none() => {
+                crate::log::info(&format!("Worker reloading: {} modified", path.display()));
+                self.reload_at = Some(Instant::now() + RELOAD_SETTLE);
+            }
+            Ok(_) => {}
+            Err(e) => crate::log::warning(&format!("reading file change events failed: {e}")),
+        }
+    }
+
+    /// Stop accepting and let every request already sent finish; idle
+    /// connections get [`IDLE_GRACE`] for one last request.
+    fn begin_stop(&mut self, why: Retire) {
         if self.stopping {
             return;
         }
         self.stopping = true;
+        match why {
+            Retire::Term => {}
+            Retire::MaxRequests => crate::log::info("Autorestarting worker after current request."),
+            // Logged when the change was seen.
+            Retire::Reload(_) => {}
+        }
         for l in self.listeners.iter_mut() {
             if let Some(l) = l.take() {
                 let _ = self
@@ -179,14 +320,9 @@ impl<'a> Server<'a> {
                     .deregister(&mut SourceFd(&l.fd.as_raw_fd()));
             }
         }
-        for i in 0..self.conns.len() {
-            let idle = self.conns[i].as_ref().is_some_and(|c| {
-                c.phase == Phase::Idle && c.wpos >= c.wbuf.len() && c.rpos >= c.rbuf.len()
-            });
-            if idle {
-                self.close(i);
-            } else if let Some(c) = self.conns[i].as_mut() {
-                c.close_after_write = true;
+        for c in self.conns.iter_mut().flatten() {
+            if c.phase == Phase::Idle {
+                c.deadline = c.deadline.min(c.idle_since + IDLE_GRACE);
             }
         }
     }
@@ -249,6 +385,7 @@ impl<'a> Server<'a> {
             self.free.push(slot);
             return;
         }
+        let now = Instant::now();
         self.conns[slot] = Some(Conn {
             fd,
             info,
@@ -258,7 +395,8 @@ impl<'a> Server<'a> {
             wpos: 0,
             head: None,
             phase: Phase::Idle,
-            deadline: Instant::now() + self.idle_timeout(),
+            deadline: now + self.idle_timeout(),
+            idle_since: now,
             close_after_write: false,
         });
     }
@@ -275,6 +413,9 @@ impl<'a> Server<'a> {
         })
     }
 
+    /// Forget a connection and close its socket at once. Only for connections
+    /// with nothing left to read: the client's EOF was seen, the socket failed, or
+    /// a linger ended.
     fn close(&mut self, slot: usize) {
         if let Some(c) = self.conns.get_mut(slot).and_then(Option::take) {
             let _ = self
@@ -285,29 +426,102 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Close connections whose idle or read deadline passed.
+    /// End a connection without a reset: send our FIN after whatever was
+    /// written, then discard input until the client's EOF (see the module doc).
+    fn linger(&mut self, slot: usize) {
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        if c.phase == Phase::Lingering {
+            return;
+        }
+        c.phase = Phase::Lingering;
+        c.deadline = Instant::now() + LINGER;
+        c.head = None;
+        c.rbuf = Vec::new();
+        c.rpos = 0;
+        c.wbuf = Vec::new();
+        c.wpos = 0;
+        // SAFETY: fd is a live socket owned by this connection.
+        if unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_WR) } != 0 {
+            return self.close(slot);
+        }
+        self.discard_input(slot);
+    }
+
+    /// Read and drop a lingering connection's input until WouldBlock; close on EOF.
+    fn discard_input(&mut self, slot: usize) {
+        let Some(c) = self.conns.get(slot).and_then(Option::as_ref) else {
+            return;
+        };
+        let fd = c.fd.as_raw_fd();
+        let mut scratch = [0u8; 4096];
+        loop {
+            // SAFETY: scratch is a valid writable buffer of its length.
+            let n = unsafe { libc::read(fd, scratch.as_mut_ptr().cast(), scratch.len()) };
+            if n > 0 {
+                continue;
+            }
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return,
+                    _ => {}
+                }
+            }
+            return self.close(slot);
+        }
+    }
+
+    /// End connections whose idle, read or linger deadline passed.
     fn sweep(&mut self, now: Instant) {
         for i in 0..self.conns.len() {
-            if self.conns[i].as_ref().is_some_and(|c| c.deadline <= now) {
-                self.close(i);
+            match self.conns[i].as_ref() {
+                Some(c) if c.deadline <= now && c.phase == Phase::Lingering => self.close(i),
+                Some(c) if c.deadline <= now => self.linger(i),
+                _ => {}
             }
         }
     }
 
     /// Drive one connection as far as it can go without blocking.
     fn service(&mut self, py: Python<'_>, slot: usize) {
+        let request_timeout = self.request_timeout();
+        let idle_timeout = if self.stopping {
+            self.idle_timeout().min(IDLE_GRACE)
+        } else {
+            self.idle_timeout()
+        };
         loop {
+            if self.aborted {
+                return;
+            }
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                 return;
             };
+            if conn.phase == Phase::Lingering {
+                return self.discard_input(slot);
+            }
             // 1. Output first: nothing new is read until the last response is out.
+            let pending = conn.wpos < conn.wbuf.len();
             match flush(conn) {
+                Ok(true) if pending => {
+                    // The response is out: the keep-alive clock starts now.
+                    let now = Instant::now();
+                    conn.idle_since = now;
+                    conn.deadline = now + idle_timeout;
+                }
                 Ok(true) => {}
-                Ok(false) => return, // wait for the writable edge
+                Ok(false) => {
+                    // A slow reader is still being sent a response.
+                    conn.deadline = Instant::now() + request_timeout;
+                    return; // wait for the writable edge
+                }
                 Err(_) => return self.close(slot),
             }
             if conn.close_after_write {
-                return self.close(slot);
+                return self.linger(slot);
             }
             // 2. A complete request in the buffer?
             match self.next_request(slot) {
@@ -336,7 +550,6 @@ impl<'a> Server<'a> {
                 Step::NeedMore => {}
             }
             // 3. Read more.
-            let request_timeout = self.request_timeout();
             let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                 return;
             };
@@ -398,11 +611,21 @@ impl<'a> Server<'a> {
     }
 
     fn dispatch(&mut self, py: Python<'_>, slot: usize, head: RequestHead) {
-        let keep_alive_allowed = self.config.keepalive > 0 && !self.stopping;
+        let request_timeout = self.request_timeout();
+        self.served += 1;
+        if self.max_requests.is_some_and(|limit| self.served >= limit) {
+            self.begin_stop(Retire::MaxRequests);
+        }
+        let limits = self.limits;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        // While stopping, a connection stays open only for requests the client
+        // has already sent: the last of them is answered with Connection: close.
+        let keep_alive_allowed = self.config.keepalive > 0
+            && (!self.stopping || pipelined_after(&conn.rbuf, conn.rpos, &head, &limits));
         self.heartbeat.beat();
+        self.heartbeat.set_request(&head.method, &head.target);
         let started = SystemTime::now();
         let clock = Instant::now();
         let io = ConnIo {
@@ -414,6 +637,8 @@ impl<'a> Server<'a> {
         let outcome = self
             .wsgi
             .handle(py, &head, &conn.info, io, keep_alive_allowed);
+        self.heartbeat.clear_request();
+        self.heartbeat.beat();
         conn.rbuf = outcome.io.rbuf;
         conn.rpos = outcome.io.rpos;
         conn.wbuf = outcome.io.wbuf;
@@ -422,11 +647,23 @@ impl<'a> Server<'a> {
             conn.rbuf.clear();
             conn.rpos = 0;
         }
-        if !outcome.keep_alive || self.stopping {
+        if !outcome.keep_alive {
             conn.close_after_write = true;
         }
+        let now = Instant::now();
         conn.phase = Phase::Idle;
-        conn.deadline = Instant::now() + Duration::from_secs(self.config.keepalive.max(1));
+        conn.idle_since = now;
+        conn.deadline = if conn.wbuf.is_empty() {
+            let idle = Duration::from_secs(self.config.keepalive.max(1));
+            now + if self.stopping {
+                idle.min(IDLE_GRACE)
+            } else {
+                idle
+            }
+        } else {
+            // Part of the response waits for the socket: see `service`.
+            now + request_timeout
+        };
         if let Some(access) = self.access.as_mut() {
             access.log(&Entry {
                 remote_addr: &conn.info.remote_addr,
@@ -441,7 +678,62 @@ impl<'a> Server<'a> {
                 duration: clock.elapsed(),
             });
         }
+        // The SIGABRT handler ran inside the app (its SystemExit came back as
+        // the app's error): leave without serving anything else.
+        if self.abort.is_raised() {
+            self.aborted = true;
+            // Best effort, without waiting: the 500 the app error produced.
+            let _ = flush(conn);
+        }
     }
+}
+
+/// True when the buffer already holds another complete request head after
+/// `head`'s body (which starts at `rpos`), so a stopping worker can still answer
+/// it on this connection.
+fn pipelined_after(rbuf: &[u8], rpos: usize, head: &RequestHead, limits: &Limits) -> bool {
+    let body = match head.body {
+        BodyKind::Empty => 0,
+        BodyKind::Length(n) => n,
+        BodyKind::Chunked => return false,
+    };
+    let next = usize::try_from(body).ok().and_then(|b| rpos.checked_add(b));
+    match next {
+        Some(next) if next < rbuf.len() => {
+            matches!(head::parse(&rbuf[next..], limits), Ok(Some(_)))
+        }
+        _ => false,
+    }
+}
+
+/// This worker's request limit: `max_requests` plus a share of the jitter drawn
+/// from `seed`, so workers started together do not all restart together.
+/// None when `max_requests` is 0 (no limit).
+fn request_limit(max_requests: u64, jitter: u64, seed: u64) -> Option<u64> {
+    if max_requests == 0 {
+        return None;
+    }
+    let extra = match jitter.checked_add(1) {
+        Some(span) => splitmix64(seed) % span,
+        None => splitmix64(seed),
+    };
+    Some(max_requests.saturating_add(extra))
+}
+
+/// A seed that differs between workers: pid and the wall clock's nanoseconds.
+fn jitter_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (u64::from(std::process::id()) << 32) ^ nanos
+}
+
+/// One round of SplitMix64: a cheap, well-mixed hash of the seed.
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 enum Step {
@@ -564,5 +856,66 @@ fn peer_addr(
             )))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(bytes: &[u8]) -> (RequestHead, usize) {
+        head::parse(bytes, &Limits::default()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn no_request_limit_without_max_requests() {
+        assert_eq!(request_limit(0, 10, 42), None);
+    }
+
+    #[test]
+    fn request_limit_stays_within_the_jitter() {
+        for seed in 0..1000 {
+            let limit = request_limit(50, 5, seed).unwrap();
+            assert!((50..=55).contains(&limit), "{limit}");
+        }
+        assert_eq!(request_limit(50, 0, 7), Some(50));
+        assert!(request_limit(u64::MAX, u64::MAX, 7).is_some());
+    }
+
+    #[test]
+    fn request_limit_jitter_spreads_workers() {
+        let limits: std::collections::HashSet<u64> = (0..100)
+            .map(|pid| request_limit(1000, 100, pid << 32).unwrap())
+            .collect();
+        assert!(limits.len() > 20, "{limits:?}");
+    }
+
+    #[test]
+    fn a_buffered_pipelined_request_keeps_a_stopping_connection_open() {
+        let buf = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (h, used) = parsed(buf);
+        assert!(pipelined_after(buf, used, &h, &Limits::default()));
+    }
+
+    #[test]
+    fn the_last_buffered_request_closes_a_stopping_connection() {
+        let buf = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo";
+        let (h, used) = parsed(buf);
+        assert!(!pipelined_after(buf, used, &h, &Limits::default()));
+        let one = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (h, used) = parsed(one);
+        assert!(!pipelined_after(one, used, &h, &Limits::default()));
+    }
+
+    #[test]
+    fn pipelined_requests_are_found_after_a_buffered_body() {
+        let buf =
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\n";
+        let (h, used) = parsed(buf);
+        assert!(pipelined_after(buf, used, &h, &Limits::default()));
+        // Body not fully buffered: the next request's start is unknown.
+        let short = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\nabc";
+        let (h, used) = parsed(short);
+        assert!(!pipelined_after(short, used, &h, &Limits::default()));
     }
 }

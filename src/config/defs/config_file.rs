@@ -88,39 +88,6 @@ pub static PRINT_CONFIG: Setting = Setting {
 };
 
 not_yet!(
-    RELOAD,
-    "reload",
-    ["--reload"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Config,
-    "False",
-    "Restart workers when code changes",
-    Process::Master
-);
-not_yet!(
-    RELOAD_ENGINE,
-    "reload_engine",
-    ["--reload-engine"],
-    Arity::Value { metavar: "STRING" },
-    Kind::Str,
-    Section::Config,
-    "auto",
-    "The implementation that should be used to power reload",
-    Process::Master
-);
-not_yet!(
-    RELOAD_EXTRA_FILES,
-    "reload_extra_files",
-    ["--reload-extra-file"],
-    Arity::Value { metavar: "FILES" },
-    Kind::List,
-    Section::Config,
-    "",
-    "Extends reload option to also watch and reload on additional files",
-    Process::Master
-);
-not_yet!(
     SPEW,
     "spew",
     ["--spew"],
@@ -131,6 +98,63 @@ not_yet!(
     "Install a trace function that spews every line executed",
     Process::Worker
 );
+
+/// `reload`: restart workers when code changes.
+pub static RELOAD: Setting = Setting {
+    key: "reload",
+    flags: &["--reload"],
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
+    section: Section::Config,
+    default: "False",
+    summary: "Restart workers when code changes",
+    doc: "Each worker watches the files of the modules it imported (and reload_extra_files) with inotify and, when one changes, finishes its requests and exits; the master starts a fresh worker that imports the new code. For development.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.reload = parse_bool(v)?;
+        Ok(())
+    },
+};
+
+/// `reload_engine`: the implementation that should be used to power reload.
+pub static RELOAD_ENGINE: Setting = Setting {
+    key: "reload_engine",
+    flags: &["--reload-engine"],
+    arity: Arity::Value { metavar: "STRING" },
+    kind: Kind::Str,
+    section: Section::Config,
+    default: "auto",
+    summary: "The implementation that should be used to power reload",
+    doc: "auto or inotify (both use inotify). poll is refused: inotify is always available on Linux.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |_, v| match v.trim() {
+        "auto" | "inotify" => Ok(()),
+        _ => Err("expected auto or inotify".into()),
+    },
+};
+
+/// `reload_extra_files`: extends reload option to also watch and reload on additional files.
+pub static RELOAD_EXTRA_FILES: Setting = Setting {
+    key: "reload_extra_files",
+    flags: &["--reload-extra-file"],
+    arity: Arity::Value { metavar: "FILES" },
+    kind: Kind::List,
+    section: Section::Config,
+    default: "",
+    summary: "Extends reload option to also watch and reload on additional files",
+    doc: "e.g. templates or configuration files. May be given several times.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.reload_extra_files.push(std::path::PathBuf::from(v));
+        Ok(())
+    },
+};
 
 #[cfg(test)]
 mod tests {

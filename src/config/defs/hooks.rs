@@ -44,7 +44,7 @@ hook!(
     "on_reload",
     1,
     Process::Master,
-    Support::NotYet,
+    Support::Full,
     "Called to recycle workers during a reload via SIGHUP",
     "on_reload(server). Runs in the master when SIGHUP arrives."
 );
@@ -98,7 +98,7 @@ hook!(
     "worker_abort",
     1,
     Process::Worker,
-    Support::NotYet,
+    Support::Full,
     "Called when a worker received the SIGABRT signal",
     "worker_abort(worker). Runs in the worker when the master aborts it after a timeout."
 );
@@ -107,7 +107,7 @@ hook!(
     "pre_exec",
     1,
     Process::Master,
-    Support::NotYet,
+    Support::Full,
     "Called just before a new master process is forked",
     "pre_exec(server). Runs in the master on SIGUSR2, before the new binary is executed."
 );
@@ -152,7 +152,7 @@ hook!(
     "nworkers_changed",
     3,
     Process::Master,
-    Support::NotYet,
+    Support::Full,
     "Called just after num_workers has been changed",
     "nworkers_changed(server, new_value, old_value). Runs in the master on SIGTTIN/SIGTTOU."
 );

@@ -2,17 +2,24 @@
 
 use crate::config::{Arity, Kind, Process, Section, Setting, Support};
 
-not_yet!(
-    PROC_NAME,
-    "proc_name",
-    ["-n", "--name"],
-    Arity::Value { metavar: "STRING" },
-    Kind::Str,
-    Section::ProcessNaming,
-    "None",
-    "A base to use with setproctitle for process naming",
-    Process::Master
-);
+/// `proc_name`: a base to use with setproctitle for process naming.
+pub static PROC_NAME: Setting = Setting {
+    key: "proc_name",
+    flags: &["-n", "--name"],
+    arity: Arity::Value { metavar: "STRING" },
+    kind: Kind::Str,
+    section: Section::ProcessNaming,
+    default: "None",
+    summary: "A base to use with setproctitle for process naming",
+    doc: "Process titles become rgunicorn: master [NAME] and rgunicorn: worker [NAME], as ps and top show them. Defaults to the app module.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.proc_name = (!v.is_empty()).then(|| v.to_owned());
+        Ok(())
+    },
+};
 
 /// `default_proc_name`: the name used when `proc_name` is not set.
 pub static DEFAULT_PROC_NAME: Setting = Setting {

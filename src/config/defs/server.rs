@@ -147,83 +147,6 @@ pub static HEADER_MAP: Setting = Setting {
 };
 
 not_yet!(
-    PRELOAD_APP,
-    "preload_app",
-    ["--preload"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Server,
-    "False",
-    "Load application code before the worker processes are forked",
-    Process::Master
-);
-not_yet!(
-    DAEMON,
-    "daemon",
-    ["-D", "--daemon"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Server,
-    "False",
-    "Daemonize the Gunicorn process",
-    Process::Master
-);
-not_yet!(
-    PIDFILE,
-    "pidfile",
-    ["-p", "--pid"],
-    Arity::Value { metavar: "FILE" },
-    Kind::Str,
-    Section::Server,
-    "None",
-    "A filename to use for the PID file",
-    Process::Master
-);
-not_yet!(
-    USER,
-    "user",
-    ["-u", "--user"],
-    Arity::Value { metavar: "USER" },
-    Kind::Str,
-    Section::Server,
-    "None",
-    "Switch worker processes to run as this user",
-    Process::Worker
-);
-not_yet!(
-    GROUP,
-    "group",
-    ["-g", "--group"],
-    Arity::Value { metavar: "GROUP" },
-    Kind::Str,
-    Section::Server,
-    "None",
-    "Switch worker process to run as this group",
-    Process::Worker
-);
-not_yet!(
-    UMASK,
-    "umask",
-    ["-m", "--umask"],
-    Arity::Value { metavar: "INT" },
-    Kind::Int,
-    Section::Server,
-    "0",
-    "A bit mask for the file mode on files written by Gunicorn",
-    Process::Master
-);
-not_yet!(
-    INITGROUPS,
-    "initgroups",
-    ["--initgroups"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Server,
-    "False",
-    "Set supplementary groups of the worker from the user's groups",
-    Process::Worker
-);
-not_yet!(
     TMP_UPLOAD_DIR,
     "tmp_upload_dir",
     [],
@@ -379,6 +302,157 @@ pub static WORKER_TMP_DIR: Setting = Setting {
     support: Support::Full,
     apply: |_, _| Ok(()),
 };
+
+/// `preload_app`: load application code before the worker processes are forked.
+pub static PRELOAD_APP: Setting = Setting {
+    key: "preload_app",
+    flags: &["--preload"],
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
+    section: Section::Server,
+    default: "False",
+    summary: "Load application code before the worker processes are forked",
+    doc: "The master imports the app once and freezes the garbage collector before forking, so workers share its memory. Unlike Gunicorn, SIGHUP still loads new code: the master re-executes itself to get a fresh interpreter.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.preload_app = crate::config::parse_bool(v)?;
+        Ok(())
+    },
+};
+
+/// `daemon`: daemonize the Gunicorn process.
+pub static DAEMON: Setting = Setting {
+    key: "daemon",
+    flags: &["-D", "--daemon"],
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
+    section: Section::Server,
+    default: "False",
+    summary: "Daemonize the Gunicorn process",
+    doc: "Detaches the server from the controlling terminal and enters the background. Not needed, and best avoided, under systemd.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.daemon = crate::config::parse_bool(v)?;
+        Ok(())
+    },
+};
+
+/// `pidfile`: a filename to use for the PID file.
+pub static PIDFILE: Setting = Setting {
+    key: "pidfile",
+    flags: &["-p", "--pid"],
+    arity: Arity::Value { metavar: "FILE" },
+    kind: Kind::Str,
+    section: Section::Server,
+    default: "None",
+    summary: "A filename to use for the PID file",
+    doc: "Written by the master at start and removed at exit. During a USR2 upgrade the new master writes FILE.2 until the old one exits.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.pidfile = (!v.is_empty()).then(|| PathBuf::from(v));
+        Ok(())
+    },
+};
+
+/// `user`: switch worker processes to run as this user.
+pub static USER: Setting = Setting {
+    key: "user",
+    flags: &["-u", "--user"],
+    arity: Arity::Value { metavar: "USER" },
+    kind: Kind::Str,
+    section: Section::Server,
+    default: "None",
+    summary: "Switch worker processes to run as this user",
+    doc: "A user name or numeric uid. Workers drop to it after fork, before loading the app; the master keeps its privileges to bind and signal. Log files and unix sockets are handed to the user.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.user = (!v.is_empty()).then(|| v.to_owned());
+        Ok(())
+    },
+};
+
+/// `group`: switch worker process to run as this group.
+pub static GROUP: Setting = Setting {
+    key: "group",
+    flags: &["-g", "--group"],
+    arity: Arity::Value { metavar: "GROUP" },
+    kind: Kind::Str,
+    section: Section::Server,
+    default: "None",
+    summary: "Switch worker process to run as this group",
+    doc: "A group name or numeric gid. Defaults to the user's primary group when user is set.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.group = (!v.is_empty()).then(|| v.to_owned());
+        Ok(())
+    },
+};
+
+/// `umask`: a bit mask for the file mode on files written by Gunicorn.
+pub static UMASK: Setting = Setting {
+    key: "umask",
+    flags: &["-m", "--umask"],
+    arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
+    section: Section::Server,
+    default: "0",
+    summary: "A bit mask for the file mode on files written by Gunicorn",
+    doc: "Decimal, or octal with a leading 0 or 0o (e.g. 0o22). Applied in the master, so unix sockets, log files and workers inherit it.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.umask = parse_umask(v)?;
+        Ok(())
+    },
+};
+
+/// `initgroups`: set supplementary groups of the worker from the user's groups.
+pub static INITGROUPS: Setting = Setting {
+    key: "initgroups",
+    flags: &["--initgroups"],
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
+    section: Section::Server,
+    default: "False",
+    summary: "Set supplementary groups of the worker from the user's groups",
+    doc: "With user set, workers also get the user's supplementary groups from the group database.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.initgroups = crate::config::parse_bool(v)?;
+        Ok(())
+    },
+};
+
+/// Gunicorn's `auto_int`: decimal, 0o/0x prefixes, or a leading 0 for octal.
+fn parse_umask(v: &str) -> Result<u32, String> {
+    let v = v.trim();
+    let parsed = if let Some(o) = v.strip_prefix("0o").or_else(|| v.strip_prefix("0O")) {
+        u32::from_str_radix(o, 8)
+    } else if let Some(x) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        u32::from_str_radix(x, 16)
+    } else if v.len() > 1 && v.starts_with('0') {
+        u32::from_str_radix(&v[1..], 8)
+    } else {
+        v.parse()
+    };
+    parsed
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| "expected a mode between 0 and 0o777".into())
+}
 
 #[cfg(test)]
 mod tests {

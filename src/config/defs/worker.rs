@@ -165,28 +165,43 @@ pub static WORKER_CONNECTIONS: Setting = Setting {
     },
 };
 
-not_yet!(
-    MAX_REQUESTS,
-    "max_requests",
-    ["--max-requests"],
-    Arity::Value { metavar: "INT" },
-    Kind::Int,
-    Section::Worker,
-    "0",
-    "The maximum number of requests a worker will process before restarting",
-    Process::Worker
-);
-not_yet!(
-    MAX_REQUESTS_JITTER,
-    "max_requests_jitter",
-    ["--max-requests-jitter"],
-    Arity::Value { metavar: "INT" },
-    Kind::Int,
-    Section::Worker,
-    "0",
-    "The maximum jitter to add to the max_requests setting",
-    Process::Worker
-);
+/// `max_requests`: the maximum number of requests a worker will process before restarting.
+pub static MAX_REQUESTS: Setting = Setting {
+    key: "max_requests",
+    flags: &["--max-requests"],
+    arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
+    section: Section::Worker,
+    default: "0",
+    summary: "The maximum number of requests a worker will process before restarting",
+    doc: "After this many requests a worker stops accepting, answers what it has in hand (the last response says Connection: close), closes idle keep-alive connections and exits; the master starts a fresh one. 0 disables. A simple way to limit the damage of memory leaks.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.max_requests = parse_uint(v)?;
+        Ok(())
+    },
+};
+
+/// `max_requests_jitter`: the maximum jitter to add to the max_requests setting.
+pub static MAX_REQUESTS_JITTER: Setting = Setting {
+    key: "max_requests_jitter",
+    flags: &["--max-requests-jitter"],
+    arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
+    section: Section::Worker,
+    default: "0",
+    summary: "The maximum jitter to add to the max_requests setting",
+    doc: "Each worker restarts after max_requests + a random number in 0..=jitter requests, so workers do not all restart at once.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.max_requests_jitter = parse_uint(v)?;
+        Ok(())
+    },
+};
 
 #[cfg(test)]
 mod tests {

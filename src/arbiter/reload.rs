@@ -1,0 +1,189 @@
+//! SIGHUP and SIGUSR2: new code and configuration without dropping a request.
+//!
+//! HUP re-reads the configuration (the same way start-up did), starts a new
+//! generation of workers, and retires the old generation only once every new
+//! worker has loaded the app and serves. Gunicorn kills the old workers at once,
+//! so requests fail while the new ones import; and if the new code cannot even
+//! be imported, here the reload is abandoned and the old workers serve on.
+//!
+//! With preload_app the master itself holds the old code, so HUP starts a new
+//! master instead (as USR2 does) and that master retires this one when it is ready.
+
+use std::time::Instant;
+
+use pyo3::Python;
+
+use super::{Arbiter, reexec};
+use crate::config::Config;
+use crate::python::hooks::{Hook, Hooks};
+
+/// A reload whose new workers are still booting.
+pub(super) struct Pending {
+    /// The configuration to go back to if the new workers cannot load the app.
+    previous: Option<(Config, Hooks)>,
+    /// Listeners bound for the new configuration replaced these.
+    listeners_replaced: bool,
+    /// When the HUP arrived.
+    started: Instant,
+}
+
+impl Arbiter {
+    /// SIGHUP.
+    pub(super) fn reload(&mut self) {
+        crate::log::info("Handling signal: hup");
+        self.notifier.reloading();
+        if self.reload.is_some() {
+            crate::log::warning("Reload already in progress; ignoring SIGHUP");
+            return;
+        }
+        if self.config.preload_app {
+            self.upgrade(true);
+            return;
+        }
+        let loaded = match self.settings.load() {
+            Ok(l) => l,
+            Err(e) => {
+                crate::log::error(&format!(
+                    "Reload failed, keeping the running configuration: {e}"
+                ));
+                self.notifier.ready(&self.status_line());
+                return;
+            }
+        };
+        if let Err(e) = crate::startup::apply_process_settings(&loaded.config) {
+            crate::log::error(&format!(
+                "Reload failed, keeping the running configuration: {e}"
+            ));
+            self.notifier.ready(&self.status_line());
+            return;
+        }
+        if let Err(e) = crate::log::reopen() {
+            crate::log::warning(&format!("cannot reopen the error log: {e}"));
+        }
+        let mut listeners_replaced = false;
+        if loaded.config.bind != self.config.bind || loaded.config.backlog != self.config.backlog {
+            match crate::startup::listeners(&loaded.config, &|_| None, None) {
+                Ok(new) => {
+                    for l in &new {
+                        crate::log::info(&format!("Listening at: {}", l.describe()));
+                    }
+                    self.retired_listeners = std::mem::replace(&mut self.listeners, new);
+                    listeners_replaced = true;
+                }
+                Err(e) => {
+                    crate::log::error(&format!(
+                        "Reload failed, keeping the running configuration: {e}"
+                    ));
+                    self.notifier.ready(&self.status_line());
+                    return;
+                }
+            }
+        }
+        crate::startup::warn_unfired_hooks(&loaded.hooks);
+        let previous_config = std::mem::replace(&mut self.config, loaded.config);
+        let previous_hooks = std::mem::replace(&mut self.hooks, loaded.hooks);
+        if self.hooks.is_set(Hook::OnReload) {
+            Python::attach(|py| self.hooks.on_reload(py, self.view()));
+        }
+        self.reload = Some(Pending {
+            previous: Some((previous_config, previous_hooks)),
+            listeners_replaced,
+            started: Instant::now(),
+        });
+        self.generation += 1;
+        self.num_workers = self.config.workers;
+        self.ready_sent = false;
+        crate::log::info(&format!(
+            "Reloading: starting {} new worker(s) (generation {})",
+            self.num_workers, self.generation
+        ));
+    }
+
+    /// The new generation serves: retire the old one.
+    pub(super) fn finish_reload(&mut self) {
+        let Some(pending) = self.reload.take() else {
+            return;
+        };
+        let old: Vec<_> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation < self.generation)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in old {
+            self.retire(pid);
+        }
+        crate::log::info(&format!(
+            "Reload complete in {:.1}s",
+            pending.started.elapsed().as_secs_f64()
+        ));
+    }
+
+    /// The new workers cannot load the app: stop them, restore the previous
+    /// configuration, let the old generation serve on.
+    pub(super) fn abort_reload(&mut self) {
+        let Some(mut pending) = self.reload.take() else {
+            return;
+        };
+        crate::log::error(
+            "Reload failed: the new workers cannot load the application; the previous workers keep serving",
+        );
+        let new: Vec<_> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == self.generation)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in new {
+            self.retire(pid);
+        }
+        if let Some((config, hooks)) = pending.previous.take() {
+            self.config = config;
+            self.hooks = hooks;
+        }
+        if pending.listeners_replaced {
+            self.listeners = std::mem::take(&mut self.retired_listeners);
+        }
+        self.generation -= 1;
+        self.num_workers = self.config.workers;
+        self.ready_sent = true;
+        self.notifier.ready(&self.status_line());
+    }
+
+    /// USR2 (and HUP with preload_app): start a new master from the binary on
+    /// disk with our sockets. With `takeover`, it stops us once it serves.
+    pub(super) fn upgrade(&mut self, takeover: bool) {
+        if let Some(child) = self.reexec_child {
+            crate::log::warning(&format!(
+                "USR2 ignored: a new master (pid:{child}) is already running"
+            ));
+            return;
+        }
+        if let Some(parent) = self.parent_master {
+            crate::log::warning(&format!(
+                "USR2 ignored: the previous master (pid:{parent}) has not exited yet"
+            ));
+            return;
+        }
+        if self.hooks.is_set(Hook::PreExec) {
+            Python::attach(|py| self.hooks.pre_exec(py, self.view()));
+        }
+        let env: Vec<(String, String)> = self
+            .settings
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        match reexec::reexec(&self.settings.invocation, &env, &self.listeners, takeover) {
+            Ok(pid) => {
+                crate::log::info(&format!("Started a new master (pid:{pid})"));
+                self.reexec_child = Some(pid);
+                // The new master serves the same socket files now.
+                for l in &mut self.listeners {
+                    l.keep_path();
+                }
+            }
+            Err(e) => crate::log::error(&format!("cannot start a new master: {e}")),
+        }
+    }
+}

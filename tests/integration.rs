@@ -1,0 +1,21 @@
+//! The only integration-test target (`autotests = false`): spawns the real
+//! `rgunicorn` binary against the Python apps in `tests/apps/`.
+//!
+//! Each module is one behaviour area; the harness lives in `support`.
+//! Run with `cargo test --test integration -- --test-threads=2`.
+
+mod support;
+
+mod cli;
+mod errors;
+mod keepalive;
+mod logging;
+mod notify;
+mod serve;
+mod signals;
+mod upload;
+mod virtualenv;
+mod wsgi;
+
+mod config;
+mod lifecycle;

@@ -1,0 +1,201 @@
+//! Persistent connections (RFC 9112 §9): keep-alive, pipelining, HTTP/1.0
+//! defaults, idle timeout, and slow clients not starving others.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::server_test;
+use crate::support::{Conn, Server};
+
+const GET_KEEPALIVE: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+server_test!(several_requests_share_one_connection, "hello:app", |srv| {
+    let mut c = srv.connect();
+    for i in 0..5 {
+        c.send(GET_KEEPALIVE);
+        let r = c.read_response();
+        assert_eq!(
+            r.status_line,
+            "HTTP/1.1 200 OK",
+            "request {i}: {}",
+            r.dump()
+        );
+        assert_eq!(r.body, b"Hello, World!\n", "request {i}");
+        if let Some(conn) = r.header("Connection") {
+            assert!(
+                !conn.eq_ignore_ascii_case("close"),
+                "request {i}: server closes a keep-alive connection: {}",
+                r.dump()
+            );
+        }
+    }
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    c.expect_closed(Duration::from_secs(5));
+});
+
+server_test!(
+    pipelined_requests_are_answered_in_order,
+    "echo_environ:app",
+    |srv| {
+        let mut c = srv.connect();
+        c.send(
+            b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+          GET /third?q=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let expected = [
+            ("/first", "GET", ""),
+            ("/second", "POST", "abc"),
+            ("/third", "GET", ""),
+        ];
+        for (path, method, body) in expected {
+            let r = c.read_response();
+            assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{path}: {}", r.dump());
+            let env = r.json();
+            assert_eq!(env["PATH_INFO"], path, "responses out of order");
+            assert_eq!(env["REQUEST_METHOD"], method);
+            assert_eq!(env["body"], body);
+        }
+        c.expect_closed(Duration::from_secs(5));
+    }
+);
+
+server_test!(http10_closes_by_default, "hello:app", |srv| {
+    let mut c = srv.connect();
+    c.send(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}", r.dump());
+    assert!(
+        r.status_line == "HTTP/1.1 200 OK" || r.status_line == "HTTP/1.0 200 OK",
+        "{}",
+        r.status_line
+    );
+    assert_eq!(r.body, b"Hello, World!\n");
+    c.expect_closed(Duration::from_secs(5));
+});
+
+server_test!(http10_keeps_alive_when_asked, "hello:app", |srv| {
+    let mut c = srv.connect();
+    for i in 0..3 {
+        c.send(b"GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "request {i}: {}", r.dump());
+        assert_eq!(r.body, b"Hello, World!\n");
+        assert_eq!(
+            r.header("Connection")
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("keep-alive"),
+            "an HTTP/1.0 keep-alive response must say so: {}",
+            r.dump()
+        );
+    }
+});
+
+server_test!(
+    idle_connection_closed_after_keepalive_timeout,
+    "hello:app",
+    ["--keep-alive", "1"],
+    |srv| {
+        let mut c = srv.connect();
+        c.send(GET_KEEPALIVE);
+        assert_eq!(c.read_response().status, 200);
+        let start = Instant::now();
+        c.expect_closed(Duration::from_secs(5));
+        let idle = start.elapsed();
+        assert!(
+            idle >= Duration::from_millis(700),
+            "closed after only {idle:?} with --keep-alive 1"
+        );
+    }
+);
+
+/// With one worker, 200 idle keep-alive connections and 50 clients dribbling
+/// one header byte per second must not delay a normal client past 1 s.
+#[test]
+fn slow_and_idle_clients_do_not_block_others() {
+    let srv = Server::start("hello:app", &["-w", "1", "--keep-alive", "30"]);
+
+    let mut idle: Vec<Conn> = Vec::with_capacity(200);
+    let setup = Instant::now();
+    for i in 0..200 {
+        assert!(
+            setup.elapsed() < Duration::from_secs(20),
+            "only {i} keep-alive connections served in 20 s: held-open connections block others"
+        );
+        let mut c = srv.connect();
+        c.send(GET_KEEPALIVE);
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "idle client {i}: {}", r.dump());
+        idle.push(c);
+    }
+
+    let stop = AtomicBool::new(false);
+    let addr = srv.addr();
+    thread::scope(|s| {
+        for _ in 0..50 {
+            s.spawn(|| {
+                let Ok(mut sock) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+                    return;
+                };
+                let _ = sock.set_write_timeout(Some(Duration::from_secs(2)));
+                // At most ~8 s of dribbling, checking `stop` every 100 ms.
+                for byte in b"GET / HTTP/1.1\r\n".iter().take(8) {
+                    if sock.write_all(&[*byte]).is_err() {
+                        return;
+                    }
+                    for _ in 0..10 {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            });
+        }
+        // Let every slow client get its first bytes in.
+        thread::sleep(Duration::from_millis(1500));
+        let mut timings = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            let r = srv.get("/");
+            let took = start.elapsed();
+            assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
+            assert_eq!(r.body, b"Hello, World!\n");
+            timings.push(took);
+            thread::sleep(Duration::from_millis(300));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for took in &timings {
+            assert!(
+                *took < Duration::from_secs(1),
+                "normal client waited {took:?} behind slow/idle clients: {timings:?}"
+            );
+        }
+    });
+
+    // The idle connections are still usable afterwards.
+    for c in idle.iter_mut().take(3) {
+        c.send(GET_KEEPALIVE);
+        assert_eq!(c.read_response().status, 200);
+    }
+}
+
+server_test!(
+    half_closed_client_still_gets_its_response,
+    "echo_environ:app",
+    |srv| {
+        // Some clients shut down their write side right after the request.
+        let mut c = srv.connect();
+        c.send(b"POST /half HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody");
+        c.shutdown_write();
+        let r = c.read_response();
+        assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
+        assert_eq!(r.json()["body"], "body");
+        c.expect_closed(Duration::from_secs(5));
+    }
+);
