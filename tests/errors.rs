@@ -242,3 +242,62 @@ server_test!(start_response_violations_are_500, "bad_status:app", |srv| {
         srv.assert_get("/", "Hello, World!\n");
     }
 });
+
+server_test!(obsolete_line_folding_is_400, "hello:app", |srv| {
+    expect_rejected(
+        &srv,
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",
+        400,
+    );
+    srv.assert_get("/", "Hello, World!\n");
+});
+
+server_test!(invalid_chunk_size_is_400, "echo_environ:app", |srv| {
+    for body in [
+        &b"zz\r\nab\r\n0\r\n\r\n"[..],
+        b"ffffffffffffffffffff\r\nab\r\n0\r\n\r\n",
+    ] {
+        let mut raw = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        raw.extend_from_slice(body);
+        expect_rejected(&srv, &raw, 400);
+        srv.assert_get_status("/", 200);
+    }
+});
+
+server_test!(
+    short_body_closes_the_connection,
+    "wrong_length:app",
+    |srv| {
+        let mut c = srv.connect();
+        c.send(b"GET /short HTTP/1.1\r\nHost: x\r\n\r\n");
+        // Declared 100, sent 10: the client must see the connection end, not hang.
+        match c.try_read_response(false) {
+            Ok(r) => panic!("a 10-byte body passed as 100: {}", r.dump()),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}"),
+        }
+        srv.assert_get("/", "0123456789");
+    }
+);
+
+server_test!(
+    long_body_is_cut_to_content_length,
+    "wrong_length:app",
+    |srv| {
+        let mut c = srv.connect();
+        c.send(
+            b"GET /long HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let r = c.read_response();
+        assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
+        assert_eq!(r.body, b"01234");
+        // Whatever follows must be the next response (or nothing), never the
+        // 5 extra bytes.
+        let rest = c.read_to_close().unwrap_or_default();
+        assert!(
+            rest.is_empty() || rest.starts_with(b"HTTP/1.1 200 OK\r\n"),
+            "stray bytes after a Content-Length body: {:?}",
+            String::from_utf8_lossy(&rest[..rest.len().min(200)])
+        );
+    }
+);

@@ -19,3 +19,4 @@ mod wsgi;
 
 mod config;
 mod lifecycle;
+mod systemd;

@@ -199,3 +199,90 @@ server_test!(
         c.expect_closed(Duration::from_secs(5));
     }
 );
+
+/// A body the app never reads must be skipped, not parsed as the next request.
+server_test!(unread_request_body_is_skipped, "hello:app", |srv| {
+    let requests: [&[u8]; 2] = [
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+          1a\r\nGET /smuggled HTTP/1.1\r\n\r\n\r\n0\r\nX-Trailer: t\r\n\r\n",
+    ];
+    for raw in requests {
+        let mut c = srv.connect();
+        let mut all = raw.to_vec();
+        all.extend_from_slice(b"GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        c.send(&all);
+        let first = c.read_response();
+        assert_eq!(first.status_line, "HTTP/1.1 200 OK", "{}", first.dump());
+        let closing = first
+            .header("Connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if closing {
+            // Closing instead of draining is allowed; nothing may follow.
+            c.expect_closed(Duration::from_secs(5));
+            continue;
+        }
+        let second = c.read_response();
+        assert_eq!(second.status_line, "HTTP/1.1 200 OK", "{}", second.dump());
+        assert_eq!(second.body, b"Hello, World!\n");
+        c.expect_closed(Duration::from_secs(5));
+    }
+});
+
+server_test!(
+    fifty_pipelined_requests_in_one_write,
+    "echo_environ:app",
+    |srv| {
+        let mut c = srv.connect();
+        let mut burst = Vec::new();
+        for i in 0..50 {
+            let close = if i == 49 { "Connection: close\r\n" } else { "" };
+            burst.extend_from_slice(
+                format!("GET /n{i} HTTP/1.1\r\nHost: x\r\n{close}\r\n").as_bytes(),
+            );
+        }
+        c.send(&burst);
+        for i in 0..50 {
+            let r = c.read_response();
+            assert_eq!(
+                r.status_line,
+                "HTTP/1.1 200 OK",
+                "response {i}: {}",
+                r.dump()
+            );
+            assert_eq!(
+                r.json()["PATH_INFO"],
+                format!("/n{i}"),
+                "response {i} out of order"
+            );
+        }
+        c.expect_closed(Duration::from_secs(5));
+    }
+);
+
+/// A client that never reads a 32 MiB response must not stall the only
+/// worker: the event loop, not Python, waits on that socket.
+#[test]
+fn slow_reader_does_not_block_others() {
+    let srv = Server::start("big_body:app", &["-w", "1"]);
+    let mut stalled = srv.connect();
+    stalled.send(b"GET /?size=33554432 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(stalled.peek(16), b"HTTP/1.1 200 OK\r");
+    for i in 0..3 {
+        let start = Instant::now();
+        let mut c = srv.connect();
+        c.set_read_timeout(Duration::from_secs(3));
+        c.send(b"GET /?size=10 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let r = c.try_read_response(false);
+        let took = start.elapsed();
+        let r =
+            r.unwrap_or_else(|e| panic!("request {i} stuck behind a slow reader ({took:?}): {e}"));
+        assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
+        assert_eq!(r.body, b"zzzzzzzzzz");
+        assert!(took < Duration::from_secs(1), "request {i} took {took:?}");
+    }
+    // The stalled client can still read its whole response afterwards.
+    stalled.set_read_timeout(Duration::from_secs(20));
+    let r = stalled.read_response();
+    assert_eq!(r.body.len(), 33_554_432);
+}

@@ -202,3 +202,27 @@ fn binds_ipv6_loopback() {
     assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
     assert_eq!(r.body, b"Hello, World!\n");
 }
+
+/// Prefork: a worker busy in the app must not take connections that an
+/// idle worker could serve.
+#[test]
+fn idle_worker_serves_while_another_is_busy() {
+    let srv = Server::start("slow:app", &["-w", "2"]);
+    let mut busy = srv.connect();
+    busy.set_read_timeout(Duration::from_secs(15));
+    busy.send(b"GET /?sleep=4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    // Give the slow request a moment to be picked up by one worker.
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..6 {
+        let start = std::time::Instant::now();
+        let r = srv.get("/?sleep=0");
+        let took = start.elapsed();
+        assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
+        assert!(
+            took < Duration::from_secs(1),
+            "request {i} waited {took:?} behind a busy worker"
+        );
+    }
+    let r = busy.read_response();
+    assert_eq!(r.body_str(), "slept 4\n");
+}

@@ -194,3 +194,26 @@ fn stuck_worker_is_killed_after_timeout() {
     assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
     assert_eq!(r.body_str(), "slept 0\n");
 }
+
+/// Idle keep-alive connections don't hold a graceful stop for the keep-alive
+/// (or graceful) timeout.
+#[test]
+fn sigterm_closes_idle_keepalive_connections() {
+    let mut srv = Server::start(
+        "hello:app",
+        &["-w", "1", "--keep-alive", "60", "--graceful-timeout", "30"],
+    );
+    let mut idle = srv.connect();
+    idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(idle.read_response().status, 200);
+    let start = Instant::now();
+    srv.signal(Signal::SIGTERM);
+    let status = srv.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "graceful stop took {took:?} with one idle connection"
+    );
+    idle.expect_closed(Duration::from_secs(2));
+}

@@ -516,3 +516,57 @@ server_test!(
         srv.assert_get_status("/?chunks=1", 200);
     }
 );
+
+server_test!(
+    absolute_form_target_sets_path_and_host,
+    "echo_environ:app",
+    |srv| {
+        let r = srv.request(
+        b"GET http://example.test:8080/abs/path?q=1 HTTP/1.1\r\nHost: example.test:8080\r\nConnection: close\r\n\r\n",
+    );
+        assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
+        let env = r.json();
+        assert_eq!(env["PATH_INFO"], "/abs/path", "{env:#}");
+        assert_eq!(env["QUERY_STRING"], "q=1", "{env:#}");
+        assert_eq!(env["HTTP_HOST"], "example.test:8080", "{env:#}");
+    }
+);
+
+server_test!(
+    encoded_slash_is_decoded_in_path_info_only,
+    "echo_environ:app",
+    |srv| {
+        let env = srv.get("/a%2Fb/c%20d").json();
+        assert_eq!(env["PATH_INFO"], "/a/b/c d", "{env:#}");
+        assert_eq!(env["RAW_URI"], "/a%2Fb/c%20d", "{env:#}");
+    }
+);
+
+server_test!(
+    repeated_headers_are_joined_with_commas,
+    "echo_environ:app",
+    |srv| {
+        let r = srv.request(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Multi: a\r\nX-Multi: b\r\nx-multi: c\r\nConnection: close\r\n\r\n",
+    );
+        assert_eq!(r.json()["HTTP_X_MULTI"], "a,b,c");
+    }
+);
+
+/// `X_Forwarded_For` must not be able to impersonate `X-Forwarded-For`
+/// (gunicorn's header_map = "drop" default).
+server_test!(
+    headers_with_underscores_are_dropped,
+    "echo_environ:app",
+    |srv| {
+        let r = srv.request(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX_Forwarded_For: 6.6.6.6\r\nX-Real: yes\r\nConnection: close\r\n\r\n",
+    );
+        let env = r.json();
+        assert_eq!(env["HTTP_X_REAL"], "yes", "{env:#}");
+        assert!(
+            env.get("HTTP_X_FORWARDED_FOR").is_none(),
+            "underscore header leaked: {env:#}"
+        );
+    }
+);

@@ -901,6 +901,16 @@ impl Conn {
         self.buf.drain(..buf.len());
     }
 
+    /// The first `n` bytes not yet consumed, reading until they arrive;
+    /// they stay buffered for the next read. Panics on error or EOF.
+    #[track_caller]
+    pub fn peek(&mut self, n: usize) -> Vec<u8> {
+        if let Err(e) = self.need(n) {
+            panic!("waiting for {n} bytes: {e}");
+        }
+        self.buf[..n].to_vec()
+    }
+
     /// Half-closes our side (the server sees EOF).
     pub fn shutdown_write(&mut self) {
         self.stream.shutdown_write().expect("shutdown write");
