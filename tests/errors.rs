@@ -214,7 +214,7 @@ server_test!(status_400_has_standard_reason, "hello:app", |srv| {
     assert_eq!(r.status_line, "HTTP/1.1 400 Bad Request", "{}", r.dump());
 });
 
-/// start_response contract violations: a 500 that leaks nothing the app set.
+// start_response contract violations: a 500 that leaks nothing the app set.
 server_test!(start_response_violations_are_500, "bad_status:app", |srv| {
     for path in [
         "/bad-status",

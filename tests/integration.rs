@@ -17,6 +17,7 @@ mod upload;
 mod virtualenv;
 mod wsgi;
 
+mod activation;
 mod config;
 mod lifecycle;
 mod systemd;

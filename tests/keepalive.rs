@@ -200,7 +200,7 @@ server_test!(
     }
 );
 
-/// A body the app never reads must be skipped, not parsed as the next request.
+// A body the app never reads must be skipped, not parsed as the next request.
 server_test!(unread_request_body_is_skipped, "hello:app", |srv| {
     let requests: [&[u8]; 2] = [
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",

@@ -553,8 +553,8 @@ server_test!(
     }
 );
 
-/// `X_Forwarded_For` must not be able to impersonate `X-Forwarded-For`
-/// (gunicorn's header_map = "drop" default).
+// `X_Forwarded_For` must not be able to impersonate `X-Forwarded-For`
+// (gunicorn's header_map = "drop" default).
 server_test!(
     headers_with_underscores_are_dropped,
     "echo_environ:app",

@@ -416,6 +416,38 @@ impl Server {
         }
     }
 
+    /// Waits until at least `n` notify datagrams hold a line equal to `line`
+    /// (e.g. a second `READY=1` after a reload).
+    #[track_caller]
+    pub fn wait_for_count(&mut self, line: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let seen = self
+                .notify_messages
+                .iter()
+                .filter(|m| m.lines().any(|l| l == line))
+                .count();
+            if seen >= n {
+                return;
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "only {seen} of {n} {line:?} within {timeout:?}; got {:?}",
+                self.notify_messages
+            );
+            let slice = (deadline - now).min(Duration::from_millis(100));
+            self.notify
+                .set_read_timeout(Some(slice))
+                .expect("set notify timeout");
+            if let Ok(len) = self.notify.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..len]).into_owned();
+                self.notify_messages.push(msg);
+            }
+        }
+    }
+
     /// Like [`Server::wait_for`] but returns an error instead of panicking.
     pub fn try_wait_for(&mut self, line: &str, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
