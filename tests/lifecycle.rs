@@ -503,3 +503,31 @@ fn process_titles_name_master_and_workers() {
         cmdline(w)
     );
 }
+
+#[test]
+fn usr1_reopens_the_access_log_after_rotation() {
+    let dir = TempDir::new("usr1");
+    let log = dir.path().join("access.log");
+    let rotated = dir.path().join("access.log.1");
+    let srv = Server::start("hello:app", &["--access-logfile", log.to_str().unwrap()]);
+    srv.assert_get("/before", "Hello, World!\n");
+    srv.wait_log(
+        |_| fs::read_to_string(&log).unwrap_or_default(),
+        "GET /before",
+        Duration::from_secs(5),
+    );
+    fs::rename(&log, &rotated).unwrap();
+    srv.signal(Signal::SIGUSR1);
+    srv.wait_stderr("reopening log files", Duration::from_secs(5));
+    // The worker reopens on its own signal; retry until the new file appears.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("GET /after")
+    {
+        assert!(Instant::now() < deadline, "access log was not reopened");
+        srv.assert_get("/after", "Hello, World!\n");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!fs::read_to_string(&rotated).unwrap().contains("GET /after"));
+}

@@ -281,6 +281,7 @@ line, which takes precedence.
 "#;
 
 const MAN_TAIL: &str = r#".SH SIGNALS
+.SS Master
 .TP
 .B TERM
 Graceful stop: workers stop accepting, finish the requests in flight within
@@ -288,8 +289,43 @@ Graceful stop: workers stop accepting, finish the requests in flight within
 .TP
 .BR INT ", " QUIT
 Quick stop: workers exit at once.
+.TP
+.B HUP
+Reload: read the configuration again, start a new generation of workers, and
+retire the old workers only once every new one has loaded the application and
+serves. If the new workers cannot load the application, the reload is abandoned
+and the old workers serve on. With \fB\-\-preload\fR, a new master is started
+instead (as for USR2), which stops this one once it serves.
+.TP
+.BR TTIN ", " TTOU
+One worker more, one worker less (never fewer than one).
+.TP
+.B USR1
+Reopen the log files, in the master and the workers.
+.TP
+.B USR2
+Start a new master from the binary on disk, passing it the listening sockets.
+It writes \fIPIDFILE\fB.2\fR, and takes over \fIPIDFILE\fR once this master has
+exited (send it TERM when the new one serves).
+.TP
+.B WINCH
+Retire all workers; the master keeps running (HUP or TTIN bring workers back).
 .PP
-A worker that dies is replaced by a new one.
+A worker that dies is replaced. A worker silent for longer than
+\fB\-\-timeout\fR (also while booting) is sent SIGABRT: it writes the Python
+stack of every thread to the error log, even when stuck in C code holding the
+GIL, and the master logs the request it was serving; it is killed 2 seconds later
+if still alive.
+.SS Workers
+.TP
+.B TERM
+Finish in-flight and already received requests, then exit.
+.TP
+.BR INT ", " QUIT
+Exit at once (after the \fBworker_int\fR hook).
+.TP
+.B ABRT
+Dump every thread's stack, run the \fBworker_abort\fR hook, exit with status 1.
 .SH ENVIRONMENT
 .TP
 .B PORT
@@ -313,6 +349,12 @@ environment before the application starts.
 .TP
 .B NOTIFY_SOCKET
 Where to send \fBsd_notify\fR(3) state changes.
+.TP
+.BR WATCHDOG_USEC ", " WATCHDOG_PID
+Feed systemd's watchdog at half the interval.
+.TP
+.BR JOURNAL_STREAM ", " INVOCATION_ID
+Log to the journal natively, or with \fB<N>\fR priority prefixes under systemd.
 .SH EXIT STATUS
 .TP
 .B 0
@@ -331,14 +373,48 @@ A worker failed to boot.
 The application failed to load (import error, missing attribute); the traceback
 is in the error log and the server does not respawn workers.
 .SH SYSTEMD INTEGRATION
-When started by systemd with sockets (\fBListenStream=\fR in a .socket unit),
-rgunicorn serves the passed sockets as they are, without calling
-\fBlisten\fR(2) again, so the unit's \fBBacklog=\fR holds; \fB\-\-bind\fR
-addresses are served as well. Socket files systemd created are never removed.
-.PP
-With \fBType=notify\fR, the master sends \fBREADY=1\fR only once every worker
-has loaded the application and can serve, with a \fBSTATUS=\fR line, and
-\fBSTOPPING=1\fR when a stop begins.
+.SS Socket activation
+Sockets passed by systemd (\fBLISTEN_FDS\fR, \fBLISTEN_PID\fR,
+\fBLISTEN_FDNAMES\fR; see \fBsd_listen_fds\fR(3)) are served as they are,
+without a second \fBlisten\fR(2), so the unit's \fBBacklog=\fR holds, and a
+passed fd that is not a listening stream socket is refused. \fB\-\-bind\fR
+addresses are served beside them; \fB\-\-bind fd://\fINAME\fR selects passed
+sockets by \fBFileDescriptorName=\fR (then only the named ones are served). The
+variables are removed before the application starts. Socket files systemd created
+are never removed.
+.SS Notifications
+With \fBType=notify\fR, only the master sends, to \fBNOTIFY_SOCKET\fR (a path or
+an abstract \fB@\fIname\fR): \fBREADY=1\fR once every worker has loaded the
+application and can serve; \fBEXTEND_TIMEOUT_USEC=\fR while a slow application
+loads; a live \fBSTATUS=\fR ("2/2 workers serving, 0 timeouts");
+\fBRELOADING=1\fR with \fBMONOTONIC_USEC=\fR on HUP, then \fBREADY=1\fR when the
+new workers serve (so \fBType=notify\-reload\fR works on systemd 253 and later);
+\fBSTOPPING=1\fR on shutdown; \fBMAINPID=\fR when a master started by USR2 takes
+over.
+.SS Watchdog
+With \fBWatchdogSec=\fR, \fBWATCHDOG=1\fR is sent at half the interval, only
+while the master loop runs and every worker's heartbeat is fresh, so a wedged
+master is killed and restarted.
+.SS Restarts without lost connections
+Sockets rgunicorn binds itself are stored with \fBFDSTORE=1\fR
+(\fBFDNAME=rgunicorn\-bind\fR; the unit needs \fBFileDescriptorStoreMax=\fR) and
+adopted again at the next start, so \fBsystemctl restart\fR keeps the listening
+socket and the connections queued on it. Stored sockets no longer named by
+\fBbind\fR are closed and removed from the store.
+.SS Journal
+When standard error is the journal (\fBJOURNAL_STREAM\fR) or \fBerrorlog\fR is
+\fBjournal\fR, log records use the native journal protocol: \fBMESSAGE\fR,
+\fBPRIORITY\fR from the level, \fBSYSLOG_IDENTIFIER=rgunicorn\fR, a traceback as
+one entry. Access entries also carry \fBREQUEST_METHOD\fR, \fBREQUEST_URI\fR,
+\fBSTATUS\fR, \fBRESPONSE_BYTES\fR, \fBDURATION_US\fR, \fBREMOTE_ADDR\fR,
+\fBUSER_AGENT\fR, \fBREFERER\fR, \fBWORKER_PID\fR and \fBREQUEST_ID\fR (the
+request's X\-Request\-Id, or a generated id). Under systemd without the journal,
+standard error lines carry \fB<N>\fR priority prefixes.
+.SS Units
+\fBrgunicorn@.socket\fR and \fBrgunicorn@.service\fR run one server per
+instance \fINAME\fR, configured by \fB/etc/rgunicorn/\fINAME\fB.conf\fR (see
+\fBrgunicorn.conf\fR(5)); \fBTimeoutStopSec=\fR exceeds \fBgraceful_timeout\fR
+so workers drain before systemd kills them.
 .SH EXAMPLES
 .TP
 Serve an app on the default address with one worker:
@@ -353,8 +429,10 @@ An app in a project directory with its own virtualenv:
 .BR gunicorn (1),
 .BR systemd.socket (5),
 .BR systemd.service (5),
+.BR rgunicorn.conf (5),
 .BR sd_notify (3),
-.BR sd_listen_fds (3)
+.BR sd_listen_fds (3),
+.BR systemd.journal\-fields (7)
 "#;
 
 #[cfg(test)]

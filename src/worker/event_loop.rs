@@ -243,6 +243,7 @@ impl<'a> Server<'a> {
                         match sig {
                             Event::Term => self.begin_stop(Retire::Term),
                             Event::Int | Event::Quit => return Ok(Stop::Quick),
+                            Event::Usr1 => self.reopen_logs(),
                             _ => {}
                         }
                     }
@@ -296,6 +297,18 @@ impl<'a> Server<'a> {
             }
             Ok(_) => {}
             Err(e) => crate::log::warning(&format!("reading file change events failed: {e}")),
+        }
+    }
+
+    /// USR1: reopen the error log and the access log (after rotation).
+    fn reopen_logs(&mut self) {
+        if let Err(e) = crate::log::reopen() {
+            crate::log::warning(&format!("cannot reopen the error log: {e}"));
+        }
+        if let Some(access) = self.access.as_mut()
+            && let Err(e) = access.reopen()
+        {
+            crate::log::warning(&format!("cannot reopen the access log: {e}"));
         }
     }
 

@@ -12,7 +12,9 @@ pub static ACCESSLOG: Setting = Setting {
     section: Section::Logging,
     default: "None",
     summary: "The Access log file to write to; '-' means stdout",
-    doc: "Without this setting no access log is written.",
+    doc: "Without this setting no access log is written. journal (an rgunicorn \
+          extension) sends entries with their fields to the systemd journal; so does \
+          - when standard output is the journal. journald's rate limit applies.",
     env_fallback: None,
     process: Process::Worker,
     support: Support::Full,
@@ -52,7 +54,9 @@ pub static ERRORLOG: Setting = Setting {
     section: Section::Logging,
     default: "-",
     summary: "The Error log file to write to; '-' means stderr",
-    doc: "Server messages and application tracebacks go here.",
+    doc: "Server messages and application tracebacks go here. journal (an \
+          rgunicorn extension) logs through the native journal protocol, which is \
+          also used when standard error is the journal.",
     env_fallback: None,
     process: Process::Master,
     support: Support::Full,
