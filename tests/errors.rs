@@ -10,16 +10,18 @@ const LOG_WAIT: Duration = Duration::from_secs(5);
 
 /// Sends `raw` on a fresh connection and expects exactly one error response
 /// with `status`, then a close.
+#[track_caller]
 fn expect_rejected(srv: &Server, raw: &[u8], status: u16) {
     let mut c = srv.connect();
     // The server may answer and close before reading everything we send.
     let _ = c.try_send(raw);
-    let r = c.try_read_response(false).unwrap_or_else(|e| {
-        panic!(
+    let r = match c.try_read_response(false) {
+        Ok(r) => r,
+        Err(e) => panic!(
             "no response to {:?}: {e}",
             String::from_utf8_lossy(&raw[..raw.len().min(200)])
-        )
-    });
+        ),
+    };
     assert_eq!(
         r.status,
         status,
@@ -55,7 +57,7 @@ server_test!(app_exception_is_500_and_logged, "raises:app", |srv| {
 });
 
 server_test!(
-    app_exception_on_keepalive_connection_closes_it_cleanly,
+    app_exception_on_keepalive_connection_is_500,
     "raises:app",
     |srv| {
         let mut c = srv.connect();

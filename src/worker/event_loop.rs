@@ -40,7 +40,7 @@ use crate::http::head::{self, BodyKind, Limits, RequestHead};
 use crate::http::response;
 use crate::listen::{Kind, Listener};
 use crate::log::access::{AccessLog, Entry};
-use crate::wsgi::{ConnInfo, ConnIo, Wsgi};
+use crate::wsgi::{Body, ConnInfo, ConnIo, Handled, Outcome, Parked, Wsgi};
 
 use super::abort::AbortFlag;
 use super::reload::Watcher;
@@ -91,6 +91,18 @@ struct Conn {
     idle_since: Instant,
     /// Close once `wbuf` is written.
     close_after_write: bool,
+    /// A response waiting for this client to read (the app's iterator or file
+    /// is resumed once the buffered output is written).
+    in_flight: Option<InFlight>,
+}
+
+/// A parked response and what its access log line needs.
+struct InFlight {
+    parked: Parked,
+    body: Body,
+    head: RequestHead,
+    started: SystemTime,
+    clock: Instant,
 }
 
 /// What connects the loop to the worker's life: the master's liveness slot and
@@ -400,6 +412,7 @@ impl<'a> Server<'a> {
         }
         let now = Instant::now();
         self.conns[slot] = Some(Conn {
+            in_flight: None,
             fd,
             info,
             rbuf: Vec::new(),
@@ -515,6 +528,47 @@ impl<'a> Server<'a> {
             };
             if conn.phase == Phase::Lingering {
                 return self.discard_input(slot);
+            }
+            // 0. A parked response: write what it buffered, then let the app
+            // produce more. Nothing else happens on this connection meanwhile.
+            if let Some(mut in_flight) = conn.in_flight.take() {
+                match in_flight.parked.try_flush() {
+                    Err(_) => return self.close(slot),
+                    Ok(false) => {
+                        conn.deadline = Instant::now() + request_timeout;
+                        conn.in_flight = Some(in_flight);
+                        return; // wait for the writable edge
+                    }
+                    Ok(true) => {
+                        let InFlight {
+                            parked,
+                            body,
+                            head,
+                            started,
+                            clock,
+                        } = in_flight;
+                        self.heartbeat.beat();
+                        match self.wsgi.resume(py, parked, body) {
+                            Handled::Parked(parked, body) => {
+                                if let Some(conn) =
+                                    self.conns.get_mut(slot).and_then(Option::as_mut)
+                                {
+                                    conn.in_flight = Some(InFlight {
+                                        parked,
+                                        body,
+                                        head,
+                                        started,
+                                        clock,
+                                    });
+                                }
+                            }
+                            Handled::Done(outcome) => {
+                                self.complete(slot, &head, outcome, started, clock)
+                            }
+                        }
+                        continue;
+                    }
+                }
             }
             // 1. Output first: nothing new is read until the last response is out.
             let pending = conn.wpos < conn.wbuf.len();
@@ -647,11 +701,57 @@ impl<'a> Server<'a> {
             rpos: conn.rpos,
             wbuf: std::mem::take(&mut conn.wbuf),
         };
-        let outcome = self
+        let handled = self
             .wsgi
             .handle(py, &head, &conn.info, io, keep_alive_allowed);
         self.heartbeat.clear_request();
         self.heartbeat.beat();
+        match handled {
+            Handled::Done(outcome) => self.complete(slot, &head, outcome, started, clock),
+            Handled::Parked(parked, body) => {
+                if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                    // Not idle: a graceful stop waits for it like any request.
+                    conn.phase = Phase::Reading;
+                    conn.deadline = Instant::now() + request_timeout;
+                    conn.in_flight = Some(InFlight {
+                        parked,
+                        body,
+                        head,
+                        started,
+                        clock,
+                    });
+                }
+            }
+        }
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        // The SIGABRT handler ran inside the app (its SystemExit came back as
+        // the app's error): leave without serving anything else.
+        if self.abort.is_raised() {
+            self.aborted = true;
+            // Best effort, without waiting: the 500 the app error produced.
+            let _ = flush(conn);
+        }
+    }
+}
+
+impl Server<'_> {
+    /// A response is complete: take the buffers back, decide keep-alive, log it.
+    fn complete(
+        &mut self,
+        slot: usize,
+        head: &RequestHead,
+        outcome: Outcome,
+        started: SystemTime,
+        clock: Instant,
+    ) {
+        let request_timeout = self.request_timeout();
+        let stopping = self.stopping;
+        let keepalive = self.config.keepalive;
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
         conn.rbuf = outcome.io.rbuf;
         conn.rpos = outcome.io.rpos;
         conn.wbuf = outcome.io.wbuf;
@@ -667,12 +767,8 @@ impl<'a> Server<'a> {
         conn.phase = Phase::Idle;
         conn.idle_since = now;
         conn.deadline = if conn.wbuf.is_empty() {
-            let idle = Duration::from_secs(self.config.keepalive.max(1));
-            now + if self.stopping {
-                idle.min(IDLE_GRACE)
-            } else {
-                idle
-            }
+            let idle = Duration::from_secs(keepalive.max(1));
+            now + if stopping { idle.min(IDLE_GRACE) } else { idle }
         } else {
             // Part of the response waits for the socket: see `service`.
             now + request_timeout
@@ -690,13 +786,6 @@ impl<'a> Server<'a> {
                 started,
                 duration: clock.elapsed(),
             });
-        }
-        // The SIGABRT handler ran inside the app (its SystemExit came back as
-        // the app's error): leave without serving anything else.
-        if self.abort.is_raised() {
-            self.aborted = true;
-            // Best effort, without waiting: the 500 the app error produced.
-            let _ = flush(conn);
         }
     }
 }

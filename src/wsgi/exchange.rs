@@ -76,6 +76,8 @@ pub(crate) struct Exchange {
     pub rpos: usize,
     /// Body framing state.
     pub decoder: Decoder,
+    /// The request body was malformed (answered 400 if nothing was sent yet).
+    pub body_error: Option<crate::http::ParseError>,
     /// Decoded body bytes read from `rbuf` but not yet returned to the app.
     pub spill: Vec<u8>,
     /// Read position in `spill`.
@@ -146,10 +148,15 @@ impl Exchange {
             if self.decoder.is_done() {
                 return Ok(0);
             }
-            let decoded = self
-                .decoder
-                .decode(&self.rbuf[self.rpos..])
-                .map_err(IoFailure::BadBody)?;
+            let decoded = match self.decoder.decode(&self.rbuf[self.rpos..]) {
+                Ok(d) => d,
+                Err(e) => {
+                    // The body cannot be framed: nothing after it can be either.
+                    self.body_error = Some(e.clone());
+                    self.must_close = true;
+                    return Err(IoFailure::BadBody(e));
+                }
+            };
             let take = decoded.data.len().min(max);
             out.extend_from_slice(&decoded.data[..take]);
             // Decoded payload the caller did not ask for waits in `spill`.
@@ -247,7 +254,7 @@ impl Exchange {
     }
 
     /// Frame and buffer body bytes from the app; flush when over the high-water mark.
-    pub fn write_body(&mut self, py: Python<'_>, data: &[u8]) -> Result<(), IoFailure> {
+    pub fn write_body(&mut self, data: &[u8]) -> Result<(), IoFailure> {
         if self.broken {
             return Err(IoFailure::Disconnected);
         }
@@ -272,10 +279,32 @@ impl Exchange {
                 self.body_bytes += data.len() as u64;
             }
         }
-        if self.wbuf.len() >= HIGH_WATER {
-            self.flush(py)?;
-        }
         Ok(())
+    }
+
+    /// True when so much output waits that the app must not produce more
+    /// before the client reads some.
+    pub fn over_high_water(&self) -> bool {
+        self.wbuf.len() >= HIGH_WATER
+    }
+
+    /// Write what the socket takes now, without waiting. Returns true when
+    /// everything buffered is written.
+    pub fn try_flush(&mut self) -> Result<bool, IoFailure> {
+        let mut written = 0;
+        while written < self.wbuf.len() {
+            match write_some(self.fd, &self.wbuf[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(classify(e));
+                }
+            }
+        }
+        self.wbuf.drain(..written);
+        Ok(self.wbuf.is_empty())
     }
 
     /// Finish the body: terminate chunked framing; a short Content-Length body
@@ -389,35 +418,20 @@ pub(crate) fn classify(e: io::Error) -> IoFailure {
     }
 }
 
-/// Send a file with sendfile(2), waiting for the socket to drain as needed.
-pub(crate) fn sendfile_all(
-    py: Python<'_>,
+/// One sendfile(2) call on a non-blocking socket; advances `offset`.
+pub(crate) fn sendfile_some(
     sock: RawFd,
     file: RawFd,
-    mut offset: i64,
-    mut count: u64,
-    timeout: Duration,
-) -> Result<u64, IoFailure> {
-    let mut sent = 0;
-    while count > 0 {
-        let chunk = count.min(1 << 30) as usize;
-        // SAFETY: both fds are open for the duration of the call; offset is a
-        // valid pointer to our local.
-        let n = unsafe { libc::sendfile(sock, file, &mut offset, chunk) };
-        if n > 0 {
-            count -= n as u64;
-            sent += n as u64;
-            continue;
-        }
-        if n == 0 {
-            break; // file shorter than expected
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::WouldBlock => py.detach(|| wait_fd(sock, libc::POLLOUT, timeout))?,
-            io::ErrorKind::Interrupted => {}
-            _ => return Err(classify(e)),
-        }
+    offset: &mut i64,
+    count: u64,
+) -> io::Result<u64> {
+    let chunk = count.min(1 << 30) as usize;
+    // SAFETY: both fds are open for the duration of the call; offset points to a
+    // live i64.
+    let n = unsafe { libc::sendfile(sock, file, offset, chunk) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as u64)
     }
-    Ok(sent)
 }

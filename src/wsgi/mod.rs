@@ -62,6 +62,52 @@ pub struct Outcome {
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// What [`Wsgi::handle`] left behind.
+pub enum Handled {
+    /// The response is complete (in `io.wbuf` or already written).
+    Done(Outcome),
+    /// The response waits for the client to read: write out
+    /// [`Parked::try_flush`], then call [`Wsgi::resume`] with the body.
+    Parked(Parked, Body),
+}
+
+/// Where a parked response continues (opaque to the event loop).
+pub struct Body(respond::Body);
+
+/// A response in progress whose client reads slower than the app writes. The
+/// event loop owns it between writes; the Python thread serves others meanwhile.
+/// Dropping it (the client went away) still calls the result's `close()`.
+pub struct Parked {
+    ex: exchange::Shared,
+    /// The app's result, until its `close()` is called.
+    result: Option<Py<PyAny>>,
+    environ: Option<Py<PyDict>>,
+    req: Option<Py<PyAny>>,
+    target: String,
+}
+
+impl Parked {
+    /// Write buffered output without waiting. Ok(true) when all is written.
+    ///
+    /// # Errors
+    /// The client reset the connection.
+    pub fn try_flush(&mut self) -> std::io::Result<bool> {
+        self.ex
+            .borrow_mut()
+            .try_flush()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(result) = self.result.take() {
+            // PEP 3333: close() is called even when the client went away.
+            Python::attach(|py| respond::close_result(py, result.bind(py)));
+        }
+    }
+}
+
 /// Per-worker WSGI state: the app and the environ template.
 pub struct Wsgi<'a> {
     app: Py<PyAny>,
@@ -111,6 +157,8 @@ impl<'a> Wsgi<'a> {
 
     /// Run one request through the app and buffer its response in `io.wbuf`.
     /// `keep_alive_allowed` is false when the server is closing the connection anyway.
+    /// A response the client reads slower than the app writes comes back
+    /// [`Handled::Parked`]: the event loop writes it out and calls [`Wsgi::resume`].
     pub fn handle(
         &self,
         py: Python<'_>,
@@ -118,12 +166,13 @@ impl<'a> Wsgi<'a> {
         conn: &ConnInfo,
         io: ConnIo,
         keep_alive_allowed: bool,
-    ) -> Outcome {
+    ) -> Handled {
         let ex = Rc::new(RefCell::new(Exchange {
             fd: io.fd,
             rbuf: io.rbuf,
             rpos: io.rpos,
             decoder: Decoder::new(head.body),
+            body_error: None,
             spill: Vec::new(),
             spill_pos: 0,
             continue_pending: head.expect_continue,
@@ -162,30 +211,53 @@ impl<'a> Wsgi<'a> {
             )
             .ok()?;
             hooks.pre_request(py, worker, &req);
-            Some(req)
+            Some(req.unbind())
         });
-        let (outcome, environ) = self.call_app(py, head, conn, &ex);
+        let mut parked = Parked {
+            ex,
+            result: None,
+            environ: None,
+            req,
+            target: head.target.clone(),
+        };
+        let outcome = self.call_app(py, head, conn, &mut parked);
+        self.settle(py, parked, outcome)
+    }
+
+    /// Continue a parked response whose buffered output has been written.
+    pub fn resume(&self, py: Python<'_>, parked: Parked, body: Body) -> Handled {
+        let outcome = respond::resume(py, &parked.ex, body.0);
+
+        self.settle(py, parked, outcome)
+    }
+
+    /// Park again, or finish: errors, close(), post_request, buffers back.
+    fn settle(&self, py: Python<'_>, mut parked: Parked, outcome: Iterated) -> Handled {
         match outcome {
+            Iterated::Parked(body) => return Handled::Parked(parked, Body(body)),
             Iterated::Complete => {}
-            Iterated::AppError(err) => self.app_error(py, head, &ex, &err),
+            Iterated::AppError(err) => self.app_error(py, &parked.target, &parked.ex, &err),
             Iterated::Io(failure) => {
-                crate::log::debug(&format!("{} {}: {failure}", head.method, head.target));
-                let mut e = ex.borrow_mut();
-                e.broken = true;
+                crate::log::debug(&format!("{}: {failure}", parked.target));
+                parked.ex.borrow_mut().broken = true;
             }
         }
-
-        if let (Some((hooks, worker)), Some(req), Some(environ)) = (self.hooks, &req, &environ) {
-            let e = ex.borrow();
+        if let Some(result) = parked.result.take() {
+            respond::close_result(py, result.bind(py));
+        }
+        if let (Some((hooks, worker)), Some(req), Some(environ)) =
+            (self.hooks, &parked.req, &parked.environ)
+        {
+            let e = parked.ex.borrow();
             let status_line = String::from_utf8_lossy(&e.status_line).into_owned();
             if let Ok(resp) =
                 Hooks::response_object(py, e.sent_code, &status_line, &e.sent_headers, e.body_bytes)
             {
                 drop(e);
-                hooks.post_request(py, worker, req, environ.as_any(), &resp);
+                hooks.post_request(py, worker, req.bind(py), environ.bind(py).as_any(), &resp);
             }
         }
-        let mut e = ex.borrow_mut();
+        let mut e = parked.ex.borrow_mut();
         e.finished = true;
         let mut keep_alive = e.keep_alive && !e.must_close && !e.broken;
         if keep_alive && !e.decoder.is_done() {
@@ -199,7 +271,7 @@ impl<'a> Wsgi<'a> {
             // We never asked for the body: the client may or may not send it.
             keep_alive = false;
         }
-        Outcome {
+        Handled::Done(Outcome {
             io: ConnIo {
                 fd: e.fd,
                 rbuf: std::mem::take(&mut e.rbuf),
@@ -210,48 +282,57 @@ impl<'a> Wsgi<'a> {
             status: e.sent_code,
             body_bytes: e.body_bytes,
             headers: std::mem::take(&mut e.sent_headers),
-        }
+        })
     }
 
-    fn call_app<'py>(
+    fn call_app(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         head: &RequestHead,
         conn: &ConnInfo,
-        ex: &exchange::Shared,
-    ) -> (Iterated, Option<Bound<'py, PyDict>>) {
+        parked: &mut Parked,
+    ) -> Iterated {
+        let ex = &parked.ex;
         let input = match Bound::new(py, Input::new(ex.clone())) {
             Ok(i) => i,
-            Err(e) => return (Iterated::AppError(e), None),
+            Err(e) => return Iterated::AppError(e),
         };
         let environ = match self.environ.build(py, head, conn, input) {
             Ok(env) => env,
-            Err(e) => return (Iterated::AppError(e), None),
+            Err(e) => return Iterated::AppError(e),
         };
+        parked.environ = Some(environ.clone().unbind());
         let start_response = StartResponse {
             exchange: ex.clone(),
         };
         let start_response = match Bound::new(py, start_response) {
             Ok(s) => s,
-            Err(e) => return (Iterated::AppError(e), Some(environ)),
+            Err(e) => return Iterated::AppError(e),
         };
         let result = match self.app.bind(py).call1((&environ, start_response)) {
             Ok(r) => r,
-            Err(e) => return (Iterated::AppError(e), Some(environ)),
+            Err(e) => return Iterated::AppError(e),
         };
-        (
-            respond::send_result(py, ex, &result, self.sendfile),
-            Some(environ),
-        )
+        parked.result = Some(result.clone().unbind());
+        respond::start(py, ex, &result, self.sendfile)
     }
 
     /// Log the traceback; answer 500 if nothing was sent yet, else close.
-    fn app_error(&self, py: Python<'_>, head: &RequestHead, ex: &exchange::Shared, err: &PyErr) {
-        crate::log::error(&format!(
-            "Error handling request {}\n{}",
-            head.target,
-            crate::python::format_traceback(py, err)
-        ));
+    fn app_error(&self, py: Python<'_>, target: &str, ex: &exchange::Shared, err: &PyErr) {
+        let body_error = ex.borrow().body_error.clone();
+        if let Some(bad) = &body_error {
+            // The client sent a body that cannot be framed: its fault, not the app's.
+            crate::log::debug(&format!("Bad request body for {target}: {bad}"));
+        } else if err.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
+            // The worker is being aborted (timeout) or the app asked to exit: the
+            // worker logs why; a traceback here would only be noise.
+            crate::log::info(&format!("Request {target} interrupted: worker exiting"));
+        } else {
+            crate::log::error(&format!(
+                "Error handling request {target}\n{}",
+                crate::python::format_traceback(py, err)
+            ));
+        }
         let mut e = ex.borrow_mut();
         e.must_close = true;
         if e.headers_sent {
@@ -263,9 +344,13 @@ impl<'a> Wsgi<'a> {
         e.wbuf.clear();
         let date = e.date.clone();
         let server = e.server.clone();
-        response::error_response(&mut e.wbuf, 500, "Internal Server Error", &date, &server);
-        e.sent_code = 500;
-        e.status_line = b"500 Internal Server Error".to_vec();
+        let (code, reason) = match &body_error {
+            Some(bad) => (bad.status(), bad.reason()),
+            None => (500, "Internal Server Error"),
+        };
+        response::error_response(&mut e.wbuf, code, reason, &date, &server);
+        e.sent_code = code;
+        e.status_line = format!("{code} {reason}").into_bytes();
         e.headers_sent = true;
         e.keep_alive = false;
     }

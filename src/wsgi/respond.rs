@@ -7,9 +7,11 @@
 //! `close()` is called on every path, including errors and vanished clients.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
-use super::exchange::{IoFailure, Shared, sendfile_all};
+use std::os::fd::RawFd;
+
+use super::exchange::{IoFailure, Shared, sendfile_some};
 
 /// `wsgi.file_wrapper(filelike, blksize=8192)`.
 #[pyclass(module = "rgunicorn")]
@@ -50,7 +52,23 @@ impl FileWrapper {
     }
 }
 
-/// How iterating the result ended.
+/// Where a body that had to wait for the client continues.
+pub(crate) enum Body {
+    /// Iterating the app's result.
+    Iter(Py<PyIterator>),
+    /// sendfile(2) of a `wsgi.file_wrapper` file.
+    File {
+        /// The file's descriptor (owned by the app's file object, kept alive
+        /// with the result).
+        fd: RawFd,
+        /// Next offset to send from.
+        offset: i64,
+        /// Bytes still to send.
+        remaining: u64,
+    },
+}
+
+/// How sending the result ended, or paused.
 pub(crate) enum Iterated {
     /// All output produced.
     Complete,
@@ -58,16 +76,70 @@ pub(crate) enum Iterated {
     AppError(PyErr),
     /// The client went away or stalled.
     Io(IoFailure),
+    /// The client reads slower than the app writes: continue with this body
+    /// once the buffered output is written. The Python thread is free meanwhile.
+    Parked(Body),
 }
 
-/// Send the app's `result` through the exchange, then call `result.close()`.
-pub(crate) fn send_result(
+/// Start sending the app's `result`. The caller calls `close()` on the result
+/// once this (or a later [`resume`]) completes.
+pub(crate) fn start(
     py: Python<'_>,
     ex: &Shared,
     result: &Bound<'_, PyAny>,
     sendfile: bool,
 ) -> Iterated {
-    let outcome = iterate(py, ex, result, sendfile);
+    if sendfile
+        && let Ok(fw) = result.cast::<FileWrapper>()
+        && let Some(outcome) = start_sendfile(py, ex, &fw.borrow())
+    {
+        return outcome;
+    }
+    // A list or tuple of bytes has a known total length: send it with
+    // Content-Length instead of chunked.
+    let items = if let Ok(list) = result.cast::<PyList>() {
+        Some(list.iter().collect::<Vec<_>>())
+    } else {
+        result.cast::<PyTuple>().ok().map(|t| t.iter().collect())
+    };
+    if let Some(items) = items {
+        let mut total = 0u64;
+        for item in &items {
+            match item.cast::<PyBytes>() {
+                Ok(b) => total += b.as_bytes().len() as u64,
+                Err(_) => return Iterated::AppError(not_bytes(item)),
+            }
+        }
+        if total > 0 {
+            let mut e = ex.borrow_mut();
+            if !e.headers_sent {
+                if e.pending.is_none() {
+                    return Iterated::AppError(no_start_response());
+                }
+                e.send_head(Some(total));
+            }
+        }
+    }
+    match result.try_iter() {
+        Ok(iter) => pump(ex, iter),
+        Err(e) => Iterated::AppError(e),
+    }
+}
+
+/// Continue a parked body; its buffered output has been written.
+pub(crate) fn resume(py: Python<'_>, ex: &Shared, body: Body) -> Iterated {
+    match body {
+        Body::Iter(iter) => pump(ex, iter.into_bound(py)),
+        Body::File {
+            fd,
+            offset,
+            remaining,
+        } => pump_file(ex, fd, offset, remaining),
+    }
+}
+
+/// Call the result's `close()`, logging what it raises (PEP 3333: always).
+pub(crate) fn close_result(py: Python<'_>, result: &Bound<'_, PyAny>) {
     if let Ok(close) = result.getattr(pyo3::intern!(py, "close"))
         && let Err(e) = close.call0()
     {
@@ -76,81 +148,38 @@ pub(crate) fn send_result(
             crate::python::format_traceback(py, &e)
         ));
     }
-    outcome
 }
 
-fn iterate(py: Python<'_>, ex: &Shared, result: &Bound<'_, PyAny>, sendfile: bool) -> Iterated {
-    if sendfile
-        && let Ok(fw) = result.cast::<FileWrapper>()
-        && let Some(outcome) = try_sendfile(py, ex, &fw.borrow())
-    {
-        return outcome;
-    }
-    // A list or tuple of bytes has a known total length.
-    if let Ok(list) = result.cast::<PyList>() {
-        return send_sequence(py, ex, list.iter());
-    }
-    if let Ok(tuple) = result.cast::<PyTuple>() {
-        return send_sequence(py, ex, tuple.iter());
-    }
-    let iter = match result.try_iter() {
-        Ok(it) => it,
-        Err(e) => return Iterated::AppError(e),
-    };
-    for item in iter {
-        let item = match item {
-            Ok(i) => i,
-            Err(e) => return Iterated::AppError(e),
+/// Pull chunks from the app while the output buffer has room.
+fn pump(ex: &Shared, mut iter: Bound<'_, PyIterator>) -> Iterated {
+    loop {
+        if ex.borrow().over_high_water() {
+            let mut e = ex.borrow_mut();
+            if let Err(err) = e.try_flush() {
+                return Iterated::Io(err);
+            }
+            if e.over_high_water() {
+                return Iterated::Parked(Body::Iter(iter.unbind()));
+            }
+        }
+        let item = match iter.next() {
+            None => break,
+            Some(Ok(i)) => i,
+            Some(Err(e)) => return Iterated::AppError(e),
         };
         let bytes = match item.cast::<PyBytes>() {
             Ok(b) => b,
             Err(_) => return Iterated::AppError(not_bytes(&item)),
         };
-        if let Err(e) = write_chunk(py, ex, bytes.as_bytes(), None) {
+        if let Err(e) = write_chunk(ex, bytes.as_bytes()) {
             return e;
         }
     }
-    end(py, ex)
-}
-
-fn send_sequence<'py>(
-    py: Python<'py>,
-    ex: &Shared,
-    items: impl Iterator<Item = Bound<'py, PyAny>>,
-) -> Iterated {
-    let mut chunks = Vec::new();
-    let mut total = 0u64;
-    for item in items {
-        match item.cast_into::<PyBytes>() {
-            Ok(b) => {
-                total += b.as_bytes().len() as u64;
-                chunks.push(b);
-            }
-            Err(e) => return Iterated::AppError(not_bytes(e.into_inner().as_any())),
-        }
-    }
-    for b in &chunks {
-        if let Err(e) = write_chunk(py, ex, b.as_bytes(), Some(total)) {
-            return e;
-        }
-    }
-    if !ex.borrow().headers_sent {
-        let mut e = ex.borrow_mut();
-        if e.pending.is_none() {
-            return Iterated::AppError(no_start_response());
-        }
-        e.send_head(Some(total));
-    }
-    end(py, ex)
+    end(ex)
 }
 
 /// Write one body chunk, sending the head first if this is the first non-empty one.
-fn write_chunk(
-    py: Python<'_>,
-    ex: &Shared,
-    data: &[u8],
-    total: Option<u64>,
-) -> Result<(), Iterated> {
+fn write_chunk(ex: &Shared, data: &[u8]) -> Result<(), Iterated> {
     if data.is_empty() {
         return Ok(());
     }
@@ -159,13 +188,13 @@ fn write_chunk(
         if e.pending.is_none() {
             return Err(Iterated::AppError(no_start_response()));
         }
-        e.send_head(total);
+        e.send_head(None);
     }
-    e.write_body(py, data).map_err(Iterated::Io)
+    e.write_body(data).map_err(Iterated::Io)
 }
 
 /// The body is over: an empty body with no head yet gets Content-Length: 0.
-fn end(_py: Python<'_>, ex: &Shared) -> Iterated {
+fn end(ex: &Shared) -> Iterated {
     let mut e = ex.borrow_mut();
     if !e.headers_sent {
         if e.pending.is_none() {
@@ -179,7 +208,7 @@ fn end(_py: Python<'_>, ex: &Shared) -> Iterated {
 
 /// sendfile(2) path for a FileWrapper over a regular file. None = not applicable,
 /// fall back to iterating.
-fn try_sendfile(py: Python<'_>, ex: &Shared, fw: &FileWrapper) -> Option<Iterated> {
+fn start_sendfile(py: Python<'_>, ex: &Shared, fw: &FileWrapper) -> Option<Iterated> {
     let f = fw.filelike.bind(py);
     let fd: i32 = f.call_method0("fileno").ok()?.extract().ok()?;
     let offset: i64 = f.call_method0("tell").ok()?.extract().ok()?;
@@ -192,37 +221,61 @@ fn try_sendfile(py: Python<'_>, ex: &Shared, fw: &FileWrapper) -> Option<Iterate
         st.st_size
     };
     let available = (size - offset).max(0) as u64;
-    let mut e = ex.borrow_mut();
-    if e.pending.is_none() && !e.headers_sent {
-        return Some(Iterated::AppError(no_start_response()));
-    }
-    if !e.headers_sent {
-        e.send_head(Some(available));
-    }
-    if e.framing != crate::http::response::Framing::Length(available) || e.is_head {
-        // Chunked, HEAD, or a Content-Length that differs from the file: iterate.
+    {
+        let mut e = ex.borrow_mut();
+        if e.pending.is_none() && !e.headers_sent {
+            return Some(Iterated::AppError(no_start_response()));
+        }
+        if !e.headers_sent {
+            e.send_head(Some(available));
+        }
         if e.is_head {
             e.finish_body();
             return Some(Iterated::Complete);
         }
-        return None;
-    }
-    if let Err(err) = e.flush(py) {
-        return Some(Iterated::Io(err));
-    }
-    let (sock, timeout) = (e.fd, e.io_timeout);
-    match sendfile_all(py, sock, fd, offset, available, timeout) {
-        Ok(sent) => {
-            e.body_bytes += sent;
-            e.remaining -= sent.min(e.remaining);
-            e.finish_body();
-            Some(Iterated::Complete)
-        }
-        Err(err) => {
-            e.broken = true;
-            Some(Iterated::Io(err))
+        if e.framing != crate::http::response::Framing::Length(available) {
+            // Chunked, or a Content-Length that differs from the file: iterate.
+            return None;
         }
     }
+    Some(pump_file(ex, fd, offset, available))
+}
+
+/// Send the head, then the file, as far as the socket takes it now.
+fn pump_file(ex: &Shared, fd: RawFd, mut offset: i64, mut remaining: u64) -> Iterated {
+    let mut e = ex.borrow_mut();
+    let parked = |offset, remaining| {
+        Iterated::Parked(Body::File {
+            fd,
+            offset,
+            remaining,
+        })
+    };
+    match e.try_flush() {
+        Err(err) => return Iterated::Io(err),
+        Ok(false) => return parked(offset, remaining),
+        Ok(true) => {}
+    }
+    while remaining > 0 {
+        match sendfile_some(e.fd, fd, &mut offset, remaining) {
+            Ok(0) => break, // the file is shorter than it was: finish_body closes
+            Ok(n) => {
+                remaining -= n;
+                e.body_bytes += n;
+                e.remaining -= n.min(e.remaining);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                return parked(offset, remaining);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                e.broken = true;
+                return Iterated::Io(super::exchange::classify(err));
+            }
+        }
+    }
+    e.finish_body();
+    Iterated::Complete
 }
 
 fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {

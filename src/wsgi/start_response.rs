@@ -171,7 +171,7 @@ impl Writer {
             }
             ex.send_head(None);
         }
-        ex.write_body(py, data.as_bytes())?;
+        ex.write_body(data.as_bytes())?;
         // write() must not return before the data is on its way (PEP 3333).
         ex.flush(py)?;
         Ok(())
