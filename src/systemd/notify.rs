@@ -136,13 +136,9 @@ fn send_to(target: &str, message: &str, fd: Option<BorrowedFd<'_>>) -> std::io::
 
 /// CLOCK_MONOTONIC in microseconds, as systemd reads MONOTONIC_USEC.
 fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+    // CLOCK_MONOTONIC cannot fail on Linux.
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
 }
 
 #[cfg(test)]
