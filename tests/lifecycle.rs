@@ -531,3 +531,87 @@ fn usr1_reopens_the_access_log_after_rotation() {
     }
     assert!(!fs::read_to_string(&rotated).unwrap().contains("GET /after"));
 }
+
+#[test]
+fn reload_serves_a_broken_save_as_500_and_recovers() {
+    let dir = TempDir::new("reload-broken");
+    let app = dir.path().join("typo.py");
+    fs::write(
+        &app,
+        "def app(e, s):\n    s('200 OK', [])\n    return [b'good\\n']\n",
+    )
+    .unwrap();
+    let path = dir.path().to_owned();
+    let srv = Server::builder("typo:app")
+        .no_chdir()
+        .args(["--chdir", path.to_str().unwrap(), "--reload"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .in_dir(dir)
+        .start();
+    let master = srv.pid();
+    fs::write(&app, "def app(e, s)\n    oops\n").unwrap();
+    let raw = |addr| -> Option<String> {
+        let mut s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(r) = raw(srv.addr())
+            && r.starts_with("HTTP/1.0 500")
+        {
+            assert!(r.contains("SyntaxError"), "{r}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken save was never reported"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(alive(master), "a broken save ended the server");
+    fs::write(
+        &app,
+        "def app(e, s):\n    s('200 OK', [])\n    return [b'fixed\\n']\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while fetch(srv.addr(), "/").as_deref() != Some("fixed\n") {
+        assert!(Instant::now() < deadline, "the fix was never served");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn preload_imports_the_app_once_in_the_master() {
+    let dir = TempDir::new("preload-once");
+    let marker = dir.path().join("imports.log");
+    let app = dir.path().join("counted.py");
+    fs::write(
+        &app,
+        format!(
+            "import os\nwith open({:?}, 'a') as f:\n    f.write('%d\\n' % os.getpid())\n\ndef app(e, s):\n    s('200 OK', [])\n    return [b'%d\\n' % os.getpid()]\n",
+            marker.display().to_string()
+        ),
+    )
+    .unwrap();
+    let path = dir.path().to_owned();
+    let srv = Server::builder("counted:app")
+        .no_chdir()
+        .args(["--chdir", path.to_str().unwrap(), "--preload", "-w", "3"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .in_dir(dir)
+        .start();
+    let imports = fs::read_to_string(&marker).unwrap();
+    assert_eq!(
+        imports,
+        format!("{}\n", srv.pid()),
+        "imported outside the master: {imports}"
+    );
+    let body = fetch(srv.addr(), "/").unwrap();
+    let worker: i32 = body.trim().parse().unwrap();
+    assert!(srv.worker_pids().contains(&Pid::from_raw(worker)));
+}

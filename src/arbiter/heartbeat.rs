@@ -197,8 +197,9 @@ impl Slot {
 /// CLOCK_MONOTONIC in milliseconds.
 fn now_ms() -> u64 {
     // CLOCK_MONOTONIC cannot fail on Linux; should it, 0 reads as "no silence".
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map_or(0, |t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000
+    })
 }
 
 #[cfg(test)]

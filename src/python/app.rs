@@ -15,6 +15,9 @@ pub struct AppLoadError {
     pub message: String,
     /// The Python traceback, when an exception caused it.
     pub traceback: Option<String>,
+    /// Source files the failure points at (traceback frames, a SyntaxError's
+    /// file): what `--reload` must watch to try again.
+    pub files: Vec<std::path::PathBuf>,
 }
 
 // Runs inside the embedded interpreter. Kept in Python because it is Python's
@@ -64,7 +67,36 @@ def load(uri):
     if not callable(app):
         raise AppLoadError("Application object must be callable.")
     return app
+
+def failure_files(exc):
+    import traceback
+    files = [frame.filename for frame in traceback.extract_tb(exc.__traceback__)]
+    if isinstance(exc, SyntaxError) and exc.filename:
+        files.append(exc.filename)
+    return [f for f in files if not f.startswith("<")]
+
+def fail_app(text):
+    body = text.encode("utf-8", "replace")
+    def app(environ, start_response):
+        start_response("500 Internal Server Error", [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ])
+        return [body]
+    return app
 "#;
+
+/// A stand-in app answering 500 with `text` (the load failure), for `--reload`:
+/// the developer sees the error in the browser and the next save reloads.
+///
+/// # Errors
+/// The loader module is unavailable.
+pub fn fail_app(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
+    Ok(prepare_loader(py)?
+        .getattr("fail_app")?
+        .call1((text,))?
+        .unbind())
+}
 
 /// Compile the loader (and import `ast` and `importlib`) once. Called in the
 /// master before forking, so workers that drop privileges (`--user`) need not
@@ -96,6 +128,7 @@ pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, AppLoadError> {
     let loader = prepare_loader(py).map_err(|e| AppLoadError {
         message: "internal loader failed to compile".into(),
         traceback: Some(super::format_traceback(py, &e)),
+        files: Vec::new(),
     })?;
     match loader.getattr("load").and_then(|f| f.call1((uri,))) {
         Ok(app) => Ok(app.unbind()),
@@ -103,6 +136,11 @@ pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, AppLoadError> {
             let ours = loader
                 .getattr("AppLoadError")
                 .is_ok_and(|cls| err.get_type(py).is(&cls));
+            let files = loader
+                .getattr("failure_files")
+                .and_then(|f| f.call1((err.value(py),)))
+                .and_then(|l| l.extract::<Vec<std::path::PathBuf>>())
+                .unwrap_or_default();
             if ours
                 && err
                     .value(py)
@@ -112,11 +150,13 @@ pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, AppLoadError> {
                 Err(AppLoadError {
                     message: err.value(py).to_string(),
                     traceback: None,
+                    files,
                 })
             } else {
                 Err(AppLoadError {
                     message: format!("Exception in worker process loading {uri:?}"),
                     traceback: Some(super::format_traceback(py, &err)),
+                    files,
                 })
             }
         }

@@ -137,8 +137,9 @@ fn send_to(target: &str, message: &str, fd: Option<BorrowedFd<'_>>) -> std::io::
 /// CLOCK_MONOTONIC in microseconds, as systemd reads MONOTONIC_USEC.
 fn monotonic_usec() -> u64 {
     // CLOCK_MONOTONIC cannot fail on Linux.
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map_or(0, |t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000
+    })
 }
 
 #[cfg(test)]

@@ -138,16 +138,30 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> Ended {
         crate::log::error(&format!("worker cannot change user or group: {e}"));
         return Ended::Exit(WorkerExit::BootError);
     }
-    let app = match crate::python::app::load(py, &config.app_uri) {
+    let mut failure_files = Vec::new();
+    let loaded = match init.preloaded {
+        Some(app) => Ok(app.clone_ref(py)),
+        None => crate::python::app::load(py, &config.app_uri),
+    };
+    let app = match loaded {
         Ok(app) => app,
         // A timeout while importing: the SystemExit is the abort's, not the app's.
         Err(_) if flag.is_raised() => return exiting.aborted(),
         Err(e) => {
-            match &e.traceback {
-                Some(tb) => crate::log::error(&format!("{}\n{}", e.message, tb)),
-                None => crate::log::error(&e.message),
+            let text = match &e.traceback {
+                Some(tb) => format!("{}\n{}", e.message, tb),
+                None => e.message.clone(),
+            };
+            crate::log::error(&text);
+            // With --reload a broken save must not end the server (Gunicorn serves
+            // the error too): answer 500 with it and reload on the next change.
+            match (config.reload, crate::python::app::fail_app(py, &text)) {
+                (true, Ok(fail)) => {
+                    failure_files = e.files;
+                    fail
+                }
+                _ => return Ended::Exit(WorkerExit::AppLoadError),
             }
-            return Ended::Exit(WorkerExit::AppLoadError);
         }
     };
     if hooks.is_set(Hook::PostWorkerInit) {
@@ -174,7 +188,7 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> Ended {
         },
     };
     let watcher = if config.reload {
-        source_watcher(py, config)
+        source_watcher(py, config, failure_files)
     } else {
         None
     };
@@ -280,7 +294,11 @@ fn install_abort(py: Python<'_>, config: &Config) -> Option<AbortSignal> {
 }
 
 /// `--reload`: watch every loaded module and `reload_extra_files`.
-fn source_watcher(py: Python<'_>, config: &Config) -> Option<reload::Watcher> {
+fn source_watcher(
+    py: Python<'_>,
+    config: &Config,
+    extra: Vec<std::path::PathBuf>,
+) -> Option<reload::Watcher> {
     let mut files = match reload::module_files(py) {
         Ok(f) => f,
         Err(e) => {
@@ -292,6 +310,7 @@ fn source_watcher(py: Python<'_>, config: &Config) -> Option<reload::Watcher> {
         }
     };
     files.extend(config.reload_extra_files.iter().cloned());
+    files.extend(extra);
     match reload::Watcher::new(files) {
         Ok(w) => {
             crate::log::debug(&format!(

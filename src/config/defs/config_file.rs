@@ -108,7 +108,9 @@ pub static RELOAD: Setting = Setting {
     section: Section::Config,
     default: "False",
     summary: "Restart workers when code changes",
-    doc: "Each worker watches the files of the modules it imported (and reload_extra_files) with inotify and, when one changes, finishes its requests and exits; the master starts a fresh worker that imports the new code. For development.",
+    doc: "Each worker watches the files of the modules it imported (and reload_extra_files) with inotify and, when one changes, finishes its requests and exits; the master starts a fresh worker that imports the new code. An app that fails \
+          to load is answered with a 500 showing the error until the next change, \
+          instead of stopping the server. For development.",
     env_fallback: None,
     process: Process::Worker,
     support: Support::Full,
