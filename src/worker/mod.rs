@@ -11,6 +11,7 @@
 //! import, `post_worker_init`, then the serving loop.
 
 mod abort;
+mod conn;
 mod event_loop;
 mod reload;
 
