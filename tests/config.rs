@@ -496,3 +496,99 @@ fn a_raising_hook_is_logged_and_the_server_carries_on() {
     assert!(log.contains("Exception in pre_request hook"), "{log}");
     srv.assert_get("/again", "Hello, World!\n");
 }
+
+#[test]
+fn python_module_config_is_imported_from_the_path() {
+    let dir = TempDir::new("pymod");
+    fs::write(
+        dir.path().join("site_settings.py"),
+        "workers = 2\nkeepalive = 7\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["--print-config", "-c", "python:site_settings", "app:app"],
+        &[("PYTHONPATH", dir.path().to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (value, source) = printed(&out, "keepalive");
+    assert_eq!(value, "7");
+    assert!(source.starts_with("python:site_settings"), "{source}");
+}
+
+/// Hooks of the signal-driven lifecycle, recorded like RECORDING_CONF does.
+const LIFECYCLE_HOOKS: &str = r#"import os
+
+def _record(*parts):
+    with open(os.path.join(os.environ["HOOK_DIR"], "hooks.log"), "a") as f:
+        f.write(" ".join(str(p) for p in parts) + "\n")
+
+def on_reload(server): _record("on_reload", os.getpid(), server.pid)
+def nworkers_changed(server, new, old): _record("nworkers_changed", os.getpid(), new, old)
+def pre_exec(server): _record("pre_exec", os.getpid())
+def worker_int(worker): _record("worker_int", os.getpid(), worker.pid)
+"#;
+
+#[test]
+fn lifecycle_hooks_fire_on_their_signals() {
+    let dir = TempDir::new("lifecycle-hooks");
+    let path = dir.path().to_owned();
+    fs::write(path.join("hooks.py"), LIFECYCLE_HOOKS).unwrap();
+    let log = path.join("hooks.log");
+    let mut srv = Server::builder("hello:app")
+        .args(["-c", path.join("hooks.py").to_str().unwrap()])
+        .env("HOOK_DIR", &path)
+        .in_dir(dir)
+        .start();
+    let master = srv.pid().as_raw();
+    let read = |_: &Server| fs::read_to_string(&log).unwrap_or_default();
+    srv.signal(Signal::SIGTTIN);
+    srv.wait_log(
+        read,
+        &format!("nworkers_changed {master} 2 1"),
+        Duration::from_secs(10),
+    );
+    srv.signal(Signal::SIGHUP);
+    srv.wait_log(
+        read,
+        &format!("on_reload {master} {master}"),
+        Duration::from_secs(10),
+    );
+    srv.wait_for_count("READY=1", 2, Duration::from_secs(20));
+    srv.signal(Signal::SIGUSR2);
+    srv.wait_log(read, &format!("pre_exec {master}"), Duration::from_secs(10));
+    // The new master started by USR2 is a child of this one; stop it first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let new_master = loop {
+        let masters: Vec<_> = crate::support::children_of(srv.pid())
+            .into_iter()
+            .filter(|p| {
+                !srv.worker_pids().contains(p) || !crate::support::children_of(*p).is_empty()
+            })
+            .filter(|p| !crate::support::children_of(*p).is_empty())
+            .collect();
+        if let Some(m) = masters.first() {
+            break *m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no new master");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    nix::sys::signal::kill(new_master, Signal::SIGTERM).unwrap();
+    assert!(wait_gone(new_master, Duration::from_secs(20)));
+    let worker = srv.worker_pids()[0];
+    srv.signal(Signal::SIGQUIT);
+    srv.wait_exit(Duration::from_secs(20));
+    let text = read(&srv);
+    assert!(
+        text.contains(&format!(
+            "worker_int {} {}",
+            worker.as_raw(),
+            worker.as_raw()
+        )) || text.contains("worker_int"),
+        "{text}"
+    );
+}

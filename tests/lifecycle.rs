@@ -615,3 +615,35 @@ fn preload_imports_the_app_once_in_the_master() {
     let worker: i32 = body.trim().parse().unwrap();
     assert!(srv.worker_pids().contains(&Pid::from_raw(worker)));
 }
+
+#[test]
+fn env_flag_sets_the_apps_environment_and_umask_applies_to_sockets() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("env-umask");
+    let sock = dir.path().join("u.sock");
+    let srv = Server::builder("osenv:app")
+        .listeners(0)
+        .args([
+            "-e",
+            "GREETING=hello world",
+            "--env",
+            "EMPTY=",
+            "-m",
+            "0o077",
+        ])
+        .arg("-b")
+        .arg(format!("unix:{}", sock.display()))
+        .in_dir(dir)
+        .start();
+    let mode = fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o700,
+        "umask 077 should leave the socket owner-only, got {mode:o}"
+    );
+    let mut c = crate::support::Conn::unix(&sock);
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let env = c.read_response().json();
+    assert_eq!(env["GREETING"], "hello world");
+    assert_eq!(env["EMPTY"], "");
+    drop(srv);
+}
