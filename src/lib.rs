@@ -5,18 +5,24 @@
 //! `systemd` and `log` sit at the edges; anything may call them.
 //!
 //! ```text
-//! main.rs        argv → Config → run → exit code
+//! main.rs        argv → settings → run → exit code
 //! error.rs       start-up errors and the exit-code table
-//! config/        settings declared once; argv parser; --help
-//! startup.rs     config file → interpreter → resolve → bind → arbiter
+//! config/        settings declared once (defs/), argv and INI parsing,
+//!                precedence (resolve), --help and man pages (docs)
+//! startup.rs     config file → interpreter → resolve → daemonize → bind → arbiter
 //! listen.rs      bind addresses, or adopt inherited fds
-//! arbiter/       the master: self-pipe signals, fork, reap, READY=1
-//! worker/        one worker: app load, epoll event loop owning all socket I/O
+//! pidfile.rs     the PID file, with the USR2 `.2` hand-over
+//! privileges.rs  setuid/setgid/initgroups for workers; chown of their files
+//! proctitle.rs   `rgunicorn: master [NAME]` process titles
+//! arbiter/       the master: self-pipe signals, fork, reap, heartbeats,
+//!                HUP generations, USR2 re-exec, READY/WATCHDOG/STATUS
+//! worker/        one worker: app load, epoll event loop owning all socket I/O,
+//!                max_requests, --reload, SIGABRT stack dumps
 //! http/          bytes ↔ request heads, bodies, response heads (no pyo3)
-//! wsgi/          PEP 3333: environ, input, start_response, result iteration
-//! python/        interpreter start-up (PyConfig), app import
-//! systemd/       LISTEN_FDS activation, sd_notify
-//! log/           error log and access log
+//! wsgi/          PEP 3333: environ, input, start_response, resumable responses
+//! python/        interpreter start-up (PyConfig), app import, config files, hooks
+//! systemd/       LISTEN_FDS activation, sd_notify (abstract sockets, FDSTORE)
+//! log/           error log and access log; journald native protocol
 //! ```
 #![warn(missing_docs)]
 
