@@ -34,6 +34,16 @@ pub enum StartupError {
     /// The Python config file failed.
     #[error(transparent)]
     Conf(#[from] crate::python::conf::ConfError),
+    /// A file or directory named by a setting cannot be used.
+    #[error("{what} {}: {source}", path.display())]
+    Path {
+        /// What we tried, e.g. "cannot change directory to".
+        what: &'static str,
+        /// The path from the setting.
+        path: std::path::PathBuf,
+        /// The system error.
+        source: std::io::Error,
+    },
     /// Any other system call failure during start-up.
     #[error("{context}: {source}")]
     Os {
@@ -54,6 +64,7 @@ impl StartupError {
             StartupError::Bind(_)
             | StartupError::Activation(_)
             | StartupError::Python(_)
+            | StartupError::Path { .. }
             | StartupError::Os { .. } => EXIT_RUNTIME,
         }
     }

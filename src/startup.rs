@@ -215,8 +215,9 @@ pub fn prepare(
         print!("{}", origins.render());
         return Ok(Prepared::Exit(crate::error::EXIT_OK));
     }
-    log::init(&config.errorlog, config.loglevel).map_err(|source| StartupError::Os {
-        context: "cannot open the error log",
+    log::init(&config.errorlog, config.loglevel).map_err(|source| StartupError::Path {
+        what: "cannot open the error log",
+        path: PathBuf::from(&config.errorlog),
         source,
     })?;
     crate::proctitle::set(&crate::proctitle::title(
@@ -354,8 +355,9 @@ pub fn apply_process_settings(config: &Config) -> Result<(), StartupError> {
     // SAFETY: umask(2) cannot fail and touches only this process's mask.
     unsafe { libc::umask(config.umask as libc::mode_t) };
     if let Some(dir) = &config.chdir {
-        std::env::set_current_dir(dir).map_err(|source| StartupError::Os {
-            context: "cannot change directory",
+        std::env::set_current_dir(dir).map_err(|source| StartupError::Path {
+            what: "cannot change directory to",
+            path: dir.clone(),
             source,
         })?;
     }
