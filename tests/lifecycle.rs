@@ -647,3 +647,54 @@ fn env_flag_sets_the_apps_environment_and_umask_applies_to_sockets() {
     assert_eq!(env["EMPTY"], "");
     drop(srv);
 }
+
+#[test]
+fn hup_with_a_new_bind_keeps_the_old_socket_and_adds_the_new() {
+    let dir = TempDir::new("hup-bind");
+    let (a, b) = (dir.path().join("a.sock"), dir.path().join("b.sock"));
+    let conf = dir.path().join("site.conf");
+    let write_conf = |binds: &[&std::path::Path]| {
+        let lines: Vec<String> = binds
+            .iter()
+            .map(|p| format!("bind = unix:{}", p.display()))
+            .collect();
+        fs::write(
+            &conf,
+            format!("[rgunicorn]\nwsgi_app = hello:app\n{}\n", lines.join("\n")),
+        )
+        .unwrap();
+    };
+    let get = |sock: &std::path::Path| -> String {
+        let mut c = crate::support::Conn::unix(sock);
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        c.read_response().body_str()
+    };
+    write_conf(&[&a]);
+    let conf_arg = conf.to_str().unwrap().to_owned();
+    let mut srv = Server::builder("")
+        .listeners(0)
+        .args(["-c", &conf_arg])
+        .in_dir(dir)
+        .start();
+    assert_eq!(get(&a), "Hello, World!\n");
+    write_conf(&[&a, &b]);
+    srv.signal(Signal::SIGHUP);
+    srv.wait_for_count("READY=1", 2, Duration::from_secs(20));
+    assert_eq!(get(&a), "Hello, World!\n");
+    assert_eq!(get(&b), "Hello, World!\n");
+    write_conf(&[&b]);
+    srv.signal(Signal::SIGHUP);
+    srv.wait_for_count("READY=1", 3, Duration::from_secs(20));
+    assert_eq!(get(&b), "Hello, World!\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped socket file was not removed"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    srv.signal(Signal::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(20)).code(), Some(0));
+    assert!(!b.exists(), "socket file left after exit");
+}

@@ -62,7 +62,7 @@ impl Arbiter {
         }
         let mut listeners_replaced = false;
         if loaded.config.bind != self.config.bind || loaded.config.backlog != self.config.backlog {
-            match crate::startup::listeners(&loaded.config, &|_| None, None) {
+            match self.rebind(&loaded.config) {
                 Ok(new) => {
                     for l in &new {
                         crate::log::info(&format!("Listening at: {}", l.describe()));
@@ -97,6 +97,52 @@ impl Arbiter {
             "Reloading: starting {} new worker(s) (generation {})",
             self.num_workers, self.generation
         ));
+    }
+
+    /// Listeners for a changed `bind`: sockets from systemd (or a previous
+    /// master) and addresses still configured are kept, as duplicates, so they
+    /// are never closed or re-bound; new addresses are bound.
+    fn rebind(
+        &mut self,
+        config: &Config,
+    ) -> Result<Vec<crate::listen::Listener>, crate::listen::BindError> {
+        use crate::listen::{Address, Listener};
+        let mut new = Vec::new();
+        for old in &mut self.listeners {
+            let wanted = old.inherited || config.bind.iter().any(|a| old.serves(a));
+            if !wanted {
+                continue;
+            }
+            let fd = old
+                .fd
+                .try_clone()
+                .map_err(|source| crate::listen::BindError::Bind {
+                    addr: old.describe(),
+                    source,
+                })?;
+            let mut kept = Listener::from_parts(fd, old.kind.clone());
+            kept.inherited = old.inherited;
+            kept.name = old.name.clone();
+            // The path stays in use: only the new copy may remove it at exit.
+            for a in &config.bind {
+                kept.serves(a);
+            }
+            old.keep_path();
+            new.push(kept);
+        }
+        for addr in &config.bind {
+            if !new.iter_mut().any(|l| l.serves(addr)) {
+                new.extend(Listener::bind(addr, config.backlog, config.reuse_port)?);
+            }
+        }
+        if new.is_empty() {
+            let default = Address::Tcp {
+                host: "127.0.0.1".into(),
+                port: 8000,
+            };
+            new.extend(Listener::bind(&default, config.backlog, config.reuse_port)?);
+        }
+        Ok(new)
     }
 
     /// The new generation serves: retire the old one.
@@ -143,6 +189,12 @@ impl Arbiter {
         }
         if pending.listeners_replaced {
             self.listeners = std::mem::take(&mut self.retired_listeners);
+            // They are the only copies again: theirs to remove at exit.
+            for l in &mut self.listeners {
+                for a in &self.config.bind {
+                    l.serves(a);
+                }
+            }
         }
         self.generation -= 1;
         self.num_workers = self.config.workers;
