@@ -75,23 +75,25 @@ pub(super) fn fill(conn: &mut Conn) -> io::Result<usize> {
         conn.rpos = 0;
     }
     let start = conn.rbuf.len();
-    conn.rbuf.resize(start + READ_SIZE, 0);
+    // Read into spare capacity: zero-filling 16 KiB per read showed up in profiles.
+    conn.rbuf.reserve(READ_SIZE);
     loop {
-        // SAFETY: the slice after `start` is valid writable memory of READ_SIZE bytes.
+        // SAFETY: `reserve` guarantees READ_SIZE writable bytes after `start`;
+        // read(2) writes at most that many.
         let n = unsafe {
             libc::read(
                 conn.fd.as_raw_fd(),
-                conn.rbuf[start..].as_mut_ptr().cast(),
+                conn.rbuf.as_mut_ptr().add(start).cast(),
                 READ_SIZE,
             )
         };
         if n >= 0 {
-            conn.rbuf.truncate(start + n as usize);
+            // SAFETY: read(2) initialised exactly `n` bytes after `start`.
+            unsafe { conn.rbuf.set_len(start + n as usize) };
             return Ok(n as usize);
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
-            conn.rbuf.truncate(start);
             return Err(e);
         }
     }
