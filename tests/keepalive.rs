@@ -286,3 +286,32 @@ fn slow_reader_does_not_block_others() {
     let r = stalled.read_response();
     assert_eq!(r.body.len(), 33_554_432);
 }
+
+/// `--worker-connections 2`: a third client waits in the backlog until one of
+/// the two open connections closes, then is served at once.
+#[test]
+fn worker_connections_caps_open_connections() {
+    let srv = Server::start(
+        "hello:app",
+        &["--worker-connections", "2", "--keep-alive", "30"],
+    );
+    let mut held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = srv.connect();
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(c.read_response().status, 200);
+            c
+        })
+        .collect();
+    let mut third = srv.connect();
+    third.set_read_timeout(Duration::from_millis(500));
+    third.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(
+        third.try_read_response(false).is_err(),
+        "a third connection was served beyond worker_connections"
+    );
+    drop(held.pop());
+    third.set_read_timeout(Duration::from_secs(5));
+    let r = third.read_response();
+    assert_eq!(r.status, 200);
+}

@@ -108,6 +108,8 @@ pub(super) struct Server<'a> {
     limits: Limits,
     /// TERM received: accept nothing new, finish what is in flight.
     stopping: bool,
+    /// Stopped accepting at worker_connections; resume when one closes.
+    at_capacity: bool,
     last_sweep: Instant,
     /// Shared-memory liveness slot the master watches.
     heartbeat: Slot,
@@ -163,6 +165,7 @@ impl<'a> Server<'a> {
             access,
             limits: config.limits,
             stopping: false,
+            at_capacity: false,
             last_sweep: Instant::now(),
             heartbeat,
             served: 0,
@@ -315,6 +318,12 @@ impl<'a> Server<'a> {
             if self.stopping {
                 return;
             }
+            // worker_connections: leave the rest in the kernel's backlog until a
+            // connection closes (`close` accepts again).
+            if self.conns.len() - self.free.len() >= self.config.worker_connections {
+                self.at_capacity = true;
+                return;
+            }
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return;
             };
@@ -407,6 +416,14 @@ impl<'a> Server<'a> {
                 .registry()
                 .deregister(&mut SourceFd(&c.fd.as_raw_fd()));
             self.free.push(slot);
+        }
+        // Edge-triggered listeners signal no new edge for connections already
+        // queued: accept them ourselves now that there is room.
+        if self.at_capacity && !self.stopping {
+            self.at_capacity = false;
+            for index in 0..self.listeners.len() {
+                self.accept(index);
+            }
         }
     }
 
