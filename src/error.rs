@@ -44,6 +44,9 @@ pub enum StartupError {
         /// The system error.
         source: std::io::Error,
     },
+    /// on_starting raised.
+    #[error(transparent)]
+    Hook(#[from] crate::python::hooks::HookFailed),
     /// Any other system call failure during start-up.
     #[error("{context}: {source}")]
     Os {
@@ -65,6 +68,7 @@ impl StartupError {
             | StartupError::Activation(_)
             | StartupError::Python(_)
             | StartupError::Path { .. }
+            | StartupError::Hook(_)
             | StartupError::Os { .. } => EXIT_RUNTIME,
         }
     }

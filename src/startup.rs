@@ -271,7 +271,8 @@ pub fn prepare(
             pid: std::process::id(),
             num_workers: config.workers,
         };
-        Python::attach(|py| hooks.on_starting(py, view));
+        // Gunicorn does not start when on_starting raises.
+        Python::attach(|py| hooks.on_starting(py, view))?;
     }
     let preload = config.preload_app;
     let mut arbiter = arbiter::Arbiter::new(config, listeners, signals, notifier, hooks, settings)

@@ -592,3 +592,51 @@ fn lifecycle_hooks_fire_on_their_signals() {
         "{text}"
     );
 }
+
+#[test]
+fn startup_hooks_that_raise_stop_the_server_as_in_gunicorn() {
+    let dir = TempDir::new("fatal-hooks");
+    let apps = apps_dir();
+    let apps = apps.to_str().unwrap();
+    let cases = [
+        (
+            "on_starting.py",
+            "def on_starting(server):\n    raise RuntimeError('nope')\n",
+            1,
+        ),
+        (
+            "post_fork.py",
+            "def post_fork(server, worker):\n    raise RuntimeError('nope')\n",
+            3,
+        ),
+        (
+            "worker_init.py",
+            "def post_worker_init(worker):\n    raise RuntimeError('nope')\n",
+            3,
+        ),
+        (
+            "when_ready.py",
+            "def when_ready(server):\n    raise RuntimeError('nope')\n",
+            1,
+        ),
+    ];
+    for (file, text, code) in cases {
+        fs::write(dir.path().join(file), text).unwrap();
+        let out = run(
+            dir.path(),
+            &[
+                "-c",
+                file,
+                "--chdir",
+                apps,
+                "-b",
+                "unix:fatal.sock",
+                "hello:app",
+            ],
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{file}: {stderr}");
+        assert!(stderr.contains("RuntimeError: nope"), "{file}: {stderr}");
+    }
+}

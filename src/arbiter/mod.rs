@@ -108,6 +108,8 @@ pub struct Arbiter {
     last_status: Instant,
     /// Workers killed for silence since start.
     timeouts: u64,
+    /// A hook whose failure stops Gunicorn raised: halt with this status.
+    fatal: Option<i32>,
 }
 
 impl Arbiter {
@@ -168,6 +170,7 @@ impl Arbiter {
             last_watchdog: Instant::now(),
             last_status: Instant::now(),
             timeouts: 0,
+            fatal: None,
         })
     }
 
@@ -198,7 +201,7 @@ impl Arbiter {
             for event in self.signals.drain() {
                 self.handle(event);
             }
-            if let Some(code) = self.reap() {
+            if let Some(code) = self.fatal.take().or_else(|| self.reap()) {
                 let code = self.halt(code);
                 self.exit_hooks();
                 return code;
@@ -323,7 +326,11 @@ impl Arbiter {
                 age,
                 alive: true,
             };
-            Python::attach(|py| self.hooks.pre_fork(py, self.view(), worker));
+            if Python::attach(|py| self.hooks.pre_fork(py, self.view(), worker)).is_err() {
+                // Gunicorn's master dies when pre_fork raises.
+                self.fatal = Some(crate::error::EXIT_RUNTIME);
+                return false;
+            }
         }
         let close_in_child = [self.signals.fd(), self.booted_read.as_raw_fd()];
         let spawned = spawn::spawn_worker(
@@ -561,8 +568,10 @@ impl Arbiter {
             self.finish_reload();
         }
         self.ready_sent = true;
-        if self.hooks.is_set(Hook::WhenReady) {
-            Python::attach(|py| self.hooks.when_ready(py, self.view()));
+        if self.hooks.is_set(Hook::WhenReady)
+            && Python::attach(|py| self.hooks.when_ready(py, self.view())).is_err()
+        {
+            self.fatal = Some(crate::error::EXIT_RUNTIME);
         }
         self.notifier.ready(&self.status_line());
         crate::log::info(&format!("Ready: {booted} worker(s) serving"));
@@ -634,10 +643,10 @@ impl Arbiter {
 
     /// Stop everything after a fatal worker exit and return `code`.
     fn halt(&mut self, code: i32) -> i32 {
-        let reason = if code == WorkerExit::AppLoadError as i32 {
-            "App failed to load."
-        } else {
-            "Worker failed to boot."
+        let reason = match WorkerExit::from_code(code) {
+            Some(WorkerExit::AppLoadError) => "App failed to load.",
+            Some(WorkerExit::BootError) => "Worker failed to boot.",
+            _ => "A server hook failed.",
         };
         crate::log::info(&format!("Shutting down: Master\nReason: {reason}"));
         self.notifier.stopping();

@@ -96,7 +96,10 @@ pub fn conf_man_page() -> String {
     out.push_str(
         "Hooks are functions defined in a Python config file under these names. Each is \
          checked for its number of positional arguments when the file is read. A hook \
-         that raises is logged with its traceback and the server carries on.\n",
+         that raises is logged with its traceback and the server carries on, except \
+         where Gunicorn stops: on_starting, when_ready and pre_fork end the master \
+         (status 1); post_fork and post_worker_init fail the worker's boot (status 3), \
+         which halts the master.\n",
     );
     for s in SETTINGS.iter().filter(|s| s.section == Section::Hooks) {
         let Kind::Hook(arity) = s.kind else { continue };

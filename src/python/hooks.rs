@@ -5,7 +5,8 @@
 //! `cfg` and `log`; a request has `method`, `path`, `query`, `uri`, `version` and
 //! `headers` (a list of `(NAME, value)` pairs, names upper-cased as in Gunicorn);
 //! a response has `status`, `status_code`, `headers` and `sent`. A hook that
-//! raises is logged with its traceback and the server carries on.
+//! raises is logged with its traceback and the server carries on, except where
+//! Gunicorn stops ([`HookFailed`]).
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -119,6 +120,13 @@ pub struct WorkerView {
     pub alive: bool,
 }
 
+/// A hook raised (its traceback is logged). Returned by the hooks whose failure
+/// stops start-up, as in Gunicorn: on_starting, when_ready, pre_fork (the master
+/// exits 1), post_fork and post_worker_init (the worker fails to boot, 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the {} hook raised", .0.key())]
+pub struct HookFailed(pub Hook);
+
 /// The hooks a config file defined, plus the `cfg` object they see.
 #[derive(Default)]
 pub struct Hooks {
@@ -187,17 +195,21 @@ impl Hooks {
         py: Python<'py>,
         hook: Hook,
         args: impl FnOnce() -> PyResult<Bound<'py, PyTuple>>,
-    ) {
+    ) -> Result<(), HookFailed> {
         let Some(f) = self.get(hook) else {
-            return;
+            return Ok(());
         };
         let result = args().and_then(|a| f.bind(py).call1(a));
-        if let Err(e) = result {
-            crate::log::error(&format!(
-                "Exception in {} hook:\n{}",
-                hook.key(),
-                super::format_traceback(py, &e)
-            ));
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                crate::log::error(&format!(
+                    "Exception in {} hook:\n{}",
+                    hook.key(),
+                    super::format_traceback(py, &e)
+                ));
+                Err(HookFailed(hook))
+            }
         }
     }
 
@@ -253,85 +265,95 @@ impl Hooks {
     }
 
     /// on_starting(server), in the master before any worker exists.
-    pub fn on_starting(&self, py: Python<'_>, server: ServerView) {
+    pub fn on_starting(&self, py: Python<'_>, server: ServerView) -> Result<(), HookFailed> {
         self.call(py, Hook::OnStarting, || {
             PyTuple::new(py, [self.server(py, server)?])
-        });
+        })
     }
 
     /// when_ready(server), in the master once every worker serves.
-    pub fn when_ready(&self, py: Python<'_>, server: ServerView) {
+    pub fn when_ready(&self, py: Python<'_>, server: ServerView) -> Result<(), HookFailed> {
         self.call(py, Hook::WhenReady, || {
             PyTuple::new(py, [self.server(py, server)?])
-        });
+        })
     }
 
     /// pre_fork(server, worker), in the master.
-    pub fn pre_fork(&self, py: Python<'_>, server: ServerView, worker: WorkerView) {
+    pub fn pre_fork(
+        &self,
+        py: Python<'_>,
+        server: ServerView,
+        worker: WorkerView,
+    ) -> Result<(), HookFailed> {
         self.call(py, Hook::PreFork, || {
             PyTuple::new(py, [self.server(py, server)?, self.worker(py, worker)?])
-        });
+        })
     }
 
     /// post_fork(server, worker), in the new worker.
-    pub fn post_fork(&self, py: Python<'_>, server: ServerView, worker: WorkerView) {
+    pub fn post_fork(
+        &self,
+        py: Python<'_>,
+        server: ServerView,
+        worker: WorkerView,
+    ) -> Result<(), HookFailed> {
         self.call(py, Hook::PostFork, || {
             PyTuple::new(py, [self.server(py, server)?, self.worker(py, worker)?])
-        });
+        })
     }
 
     /// post_worker_init(worker), in the worker after the app loaded.
-    pub fn post_worker_init(&self, py: Python<'_>, worker: WorkerView) {
+    pub fn post_worker_init(&self, py: Python<'_>, worker: WorkerView) -> Result<(), HookFailed> {
         self.call(py, Hook::PostWorkerInit, || {
             PyTuple::new(py, [self.worker(py, worker)?])
-        });
+        })
     }
 
     /// worker_int(worker), in the worker on INT/QUIT.
     pub fn worker_int(&self, py: Python<'_>, worker: WorkerView) {
-        self.call(py, Hook::WorkerInt, || {
+        let _ = self.call(py, Hook::WorkerInt, || {
             PyTuple::new(py, [self.worker(py, worker)?])
         });
     }
 
     /// worker_abort(worker), in the worker on SIGABRT (a timeout), before it exits 1.
     pub fn worker_abort(&self, py: Python<'_>, worker: WorkerView) {
-        self.call(py, Hook::WorkerAbort, || {
+        let _ = self.call(py, Hook::WorkerAbort, || {
             PyTuple::new(py, [self.worker(py, worker)?])
         });
     }
 
     /// worker_exit(server, worker), in the worker as it exits.
     pub fn worker_exit(&self, py: Python<'_>, server: ServerView, worker: WorkerView) {
-        self.call(py, Hook::WorkerExit, || {
+        let _ = self.call(py, Hook::WorkerExit, || {
             PyTuple::new(py, [self.server(py, server)?, self.worker(py, worker)?])
         });
     }
 
     /// child_exit(server, worker), in the master after reaping.
     pub fn child_exit(&self, py: Python<'_>, server: ServerView, worker: WorkerView) {
-        self.call(py, Hook::ChildExit, || {
+        let _ = self.call(py, Hook::ChildExit, || {
             PyTuple::new(py, [self.server(py, server)?, self.worker(py, worker)?])
         });
     }
 
     /// on_reload(server), in the master on SIGHUP.
     pub fn on_reload(&self, py: Python<'_>, server: ServerView) {
-        self.call(py, Hook::OnReload, || {
+        let _ = self.call(py, Hook::OnReload, || {
             PyTuple::new(py, [self.server(py, server)?])
         });
     }
 
     /// pre_exec(server), in the master before a new master is executed (USR2).
     pub fn pre_exec(&self, py: Python<'_>, server: ServerView) {
-        self.call(py, Hook::PreExec, || {
+        let _ = self.call(py, Hook::PreExec, || {
             PyTuple::new(py, [self.server(py, server)?])
         });
     }
 
     /// nworkers_changed(server, new_value, old_value), in the master (TTIN/TTOU).
     pub fn nworkers_changed(&self, py: Python<'_>, server: ServerView, new: usize, old: usize) {
-        self.call(py, Hook::NworkersChanged, || {
+        let _ = self.call(py, Hook::NworkersChanged, || {
             PyTuple::new(
                 py,
                 [
@@ -345,7 +367,7 @@ impl Hooks {
 
     /// on_exit(server), in the master as it exits.
     pub fn on_exit(&self, py: Python<'_>, server: ServerView) {
-        self.call(py, Hook::OnExit, || {
+        let _ = self.call(py, Hook::OnExit, || {
             PyTuple::new(py, [self.server(py, server)?])
         });
     }
@@ -357,7 +379,7 @@ impl Hooks {
 
     /// pre_request(worker, req), in the worker before the app is called.
     pub fn pre_request(&self, py: Python<'_>, worker: WorkerView, req: &Bound<'_, PyAny>) {
-        self.call(py, Hook::PreRequest, || {
+        let _ = self.call(py, Hook::PreRequest, || {
             PyTuple::new(py, [self.worker(py, worker)?, req.clone()])
         });
     }
@@ -376,7 +398,7 @@ impl Hooks {
             return;
         };
         let arity = positional_count(py, f.bind(py)).unwrap_or(4);
-        self.call(py, Hook::PostRequest, || {
+        let _ = self.call(py, Hook::PostRequest, || {
             let w = self.worker(py, worker)?;
             let all = [w, req.clone(), environ.clone(), resp.clone()];
             PyTuple::new(py, all.into_iter().take(arity.clamp(2, 4)))

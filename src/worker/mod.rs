@@ -125,8 +125,9 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> Ended {
     let abort = install_abort(py, config);
     let flag = abort.as_ref().map(AbortSignal::flag).unwrap_or_default();
 
-    if hooks.is_set(Hook::PostFork) {
-        hooks.post_fork(py, server, view);
+    if hooks.is_set(Hook::PostFork) && hooks.post_fork(py, server, view).is_err() {
+        // Gunicorn: an exception in post_fork is a worker boot failure.
+        return Ended::Exit(WorkerExit::BootError);
     }
     if flag.is_raised() {
         return exiting.aborted();
@@ -165,8 +166,8 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> Ended {
             }
         }
     };
-    if hooks.is_set(Hook::PostWorkerInit) {
-        hooks.post_worker_init(py, view);
+    if hooks.is_set(Hook::PostWorkerInit) && hooks.post_worker_init(py, view).is_err() {
+        return Ended::Exit(WorkerExit::BootError);
     }
     if flag.is_raised() {
         return exiting.aborted();
