@@ -523,24 +523,8 @@ impl<'a> Server<'a> {
                             clock,
                         } = in_flight;
                         self.heartbeat.beat();
-                        match self.wsgi.resume(py, parked, body) {
-                            Handled::Parked(parked, body) => {
-                                if let Some(conn) =
-                                    self.conns.get_mut(slot).and_then(Option::as_mut)
-                                {
-                                    conn.in_flight = Some(InFlight {
-                                        parked,
-                                        body,
-                                        head,
-                                        started,
-                                        clock,
-                                    });
-                                }
-                            }
-                            Handled::Done(outcome) => {
-                                self.complete(slot, &head, outcome, started, clock)
-                            }
-                        }
+                        let handled = self.wsgi.resume(py, parked, body);
+                        self.settle(slot, handled, head, started, clock);
                         continue;
                     }
                 }
@@ -653,7 +637,6 @@ impl<'a> Server<'a> {
     }
 
     fn dispatch(&mut self, py: Python<'_>, slot: usize, head: RequestHead) {
-        let request_timeout = self.request_timeout();
         self.served += 1;
         if self.max_requests.is_some_and(|limit| self.served >= limit) {
             self.begin_stop(Retire::MaxRequests);
@@ -681,23 +664,7 @@ impl<'a> Server<'a> {
             .handle(py, &head, &conn.info, io, keep_alive_allowed);
         self.heartbeat.clear_request();
         self.heartbeat.beat();
-        match handled {
-            Handled::Done(outcome) => self.complete(slot, &head, outcome, started, clock),
-            Handled::Parked(parked, body) => {
-                if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
-                    // Not idle: a graceful stop waits for it like any request.
-                    conn.phase = Phase::Reading;
-                    conn.deadline = Instant::now() + request_timeout;
-                    conn.in_flight = Some(InFlight {
-                        parked,
-                        body,
-                        head,
-                        started,
-                        clock,
-                    });
-                }
-            }
-        }
+        self.settle(slot, handled, head, started, clock);
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -712,6 +679,36 @@ impl<'a> Server<'a> {
 }
 
 impl Server<'_> {
+    /// After the app ran (or resumed): complete the response, or park it on the
+    /// connection until the client has read what is buffered.
+    fn settle(
+        &mut self,
+        slot: usize,
+        handled: Handled,
+        head: RequestHead,
+        started: SystemTime,
+        clock: Instant,
+    ) {
+        match handled {
+            Handled::Done(outcome) => self.complete(slot, &head, outcome, started, clock),
+            Handled::Parked(parked, body) => {
+                let request_timeout = self.request_timeout();
+                if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                    // Not idle: a graceful stop waits for it like any request.
+                    conn.phase = Phase::Reading;
+                    conn.deadline = Instant::now() + request_timeout;
+                    conn.in_flight = Some(InFlight {
+                        parked,
+                        body,
+                        head,
+                        started,
+                        clock,
+                    });
+                }
+            }
+        }
+    }
+
     /// A response is complete: take the buffers back, decide keep-alive, log it.
     fn complete(
         &mut self,
