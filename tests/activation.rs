@@ -154,3 +154,32 @@ fn hup_with_preload_loads_new_code_through_a_new_master() {
     assert_eq!(status.code(), Some(0));
     srv.assert_get("/", "new\n");
 }
+
+#[test]
+fn status_reports_workers_and_request_rate() {
+    let mut srv = Server::start("hello:app", &["-w", "2"]);
+    for _ in 0..20 {
+        srv.assert_get("/", "Hello, World!\n");
+    }
+    let deadline = Instant::now() + Duration::from_secs(12);
+    loop {
+        // Pump datagrams; the live STATUS= comes every 5 s.
+        let _ = srv.try_wait_for("STATUS=never", Duration::from_millis(200));
+        let live = srv
+            .notify_messages()
+            .iter()
+            .flat_map(|m| m.lines())
+            .find(|l| l.starts_with("STATUS=") && l.contains("req/s"))
+            .map(str::to_owned);
+        if let Some(line) = live {
+            assert!(line.starts_with("STATUS=2/2 workers serving, "), "{line}");
+            assert!(line.ends_with(" timeouts"), "{line}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live STATUS=: {:?}",
+            srv.notify_messages()
+        );
+    }
+}

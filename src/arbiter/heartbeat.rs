@@ -37,6 +37,8 @@ struct Cell {
     len: AtomicU64,
     /// "METHOD target", truncated, packed little-endian into words.
     text: [AtomicU64; TEXT_WORDS],
+    /// Requests the worker has dispatched (for the master's req/s in STATUS=).
+    served: AtomicU64,
 }
 
 /// The shared slot array, owned by the master and inherited by workers.
@@ -93,6 +95,7 @@ impl Heartbeats {
         let cell = unsafe { self.base.add(index) };
         let slot = Slot { cell, index };
         slot.clear_request();
+        slot.cell().served.store(0, Ordering::Relaxed);
         slot.beat();
         Some(slot)
     }
@@ -113,6 +116,16 @@ impl Slot {
     /// Record that the worker is alive now.
     pub fn beat(&self) {
         self.cell().beat.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Worker side: count one more request.
+    pub fn count_request(&self) {
+        self.cell().served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests the worker in this slot has dispatched.
+    pub fn served(&self) -> u64 {
+        self.cell().served.load(Ordering::Relaxed)
     }
 
     /// How long since the last beat.

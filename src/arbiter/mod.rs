@@ -108,6 +108,10 @@ pub struct Arbiter {
     last_status: Instant,
     /// Workers killed for silence since start.
     timeouts: u64,
+    /// Requests served by workers that have exited (their slots are reused).
+    served_by_gone: u64,
+    /// Total served and when, at the last STATUS=, for the req/s rate.
+    last_served: (u64, Instant),
     /// A hook whose failure stops Gunicorn raised: halt with this status.
     fatal: Option<i32>,
 }
@@ -170,6 +174,8 @@ impl Arbiter {
             last_watchdog: Instant::now(),
             last_status: Instant::now(),
             timeouts: 0,
+            served_by_gone: 0,
+            last_served: (0, Instant::now()),
             fatal: None,
         })
     }
@@ -483,6 +489,7 @@ impl Arbiter {
             let Some(w) = self.workers.remove(&pid) else {
                 continue;
             };
+            self.served_by_gone += w.slot.served();
             self.heartbeats.release(w.slot);
             self.child_exit(pid, &w);
             let expected = w.retiring || self.phase != Phase::Running;
@@ -603,6 +610,11 @@ impl Arbiter {
         )
     }
 
+    /// Requests served since start, by live and exited workers.
+    fn served_total(&self) -> u64 {
+        self.served_by_gone + self.workers.values().map(|w| w.slot.served()).sum::<u64>()
+    }
+
     /// After USR2: once the master that started us is gone, we are the master.
     fn maybe_promote(&mut self) {
         let Some(parent) = self.parent_master else {
@@ -636,7 +648,17 @@ impl Arbiter {
             }
         }
         if self.ready_sent && now.duration_since(self.last_status) >= Duration::from_secs(5) {
-            self.notifier.status(&self.status_line());
+            let total = self.served_total();
+            let (before, since) = self.last_served;
+            let secs = now.duration_since(since).as_secs_f64().max(0.001);
+            let rate = total.saturating_sub(before) as f64 / secs;
+            self.notifier.status(&format!(
+                "{}/{} workers serving, {rate:.0} req/s, {} timeouts",
+                self.serving(),
+                self.num_workers,
+                self.timeouts
+            ));
+            self.last_served = (total, now);
             self.last_status = now;
         }
     }

@@ -389,7 +389,7 @@ are never removed.
 With \fBType=notify\fR, only the master sends, to \fBNOTIFY_SOCKET\fR (a path or
 an abstract \fB@\fIname\fR): \fBREADY=1\fR once every worker has loaded the
 application and can serve; \fBEXTEND_TIMEOUT_USEC=\fR while a slow application
-loads; a live \fBSTATUS=\fR ("2/2 workers serving, 0 timeouts");
+loads; a live \fBSTATUS=\fR ("2/2 workers serving, 812 req/s, 0 timeouts", every 5 seconds);
 \fBRELOADING=1\fR with \fBMONOTONIC_USEC=\fR on HUP, then \fBREADY=1\fR when the
 new workers serve (so \fBType=notify\-reload\fR works on systemd 253 and later);
 \fBSTOPPING=1\fR on shutdown; \fBMAINPID=\fR when a master started by USR2 takes

@@ -651,6 +651,7 @@ impl<'a> Server<'a> {
             && (!self.stopping || pipelined_after(&conn.rbuf, conn.rpos, &head, &limits));
         self.heartbeat.beat();
         self.heartbeat.set_request(&head.method, &head.target);
+        self.heartbeat.count_request();
         let started = SystemTime::now();
         let clock = Instant::now();
         let io = ConnIo {
