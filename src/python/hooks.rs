@@ -132,6 +132,8 @@ pub struct HookFailed(pub Hook);
 pub struct Hooks {
     set: Vec<(Hook, Py<PyAny>)>,
     cfg: Option<Py<PyAny>>,
+    /// How many arguments post_request takes (2, 3 or 4), found once.
+    post_request_arity: std::cell::OnceCell<usize>,
 }
 
 impl Hooks {
@@ -397,7 +399,9 @@ impl Hooks {
         let Some(f) = self.get(Hook::PostRequest) else {
             return;
         };
-        let arity = positional_count(py, f.bind(py)).unwrap_or(4);
+        let arity = *self
+            .post_request_arity
+            .get_or_init(|| positional_count(py, f.bind(py)).unwrap_or(4));
         let _ = self.call(py, Hook::PostRequest, || {
             let w = self.worker(py, worker)?;
             let all = [w, req.clone(), environ.clone(), resp.clone()];
