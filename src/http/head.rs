@@ -199,7 +199,18 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>
     let fields = limits.max_fields();
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut slots = fields.min(STACK_HEADERS);
-    let mut attempt = parse_with(rest, &mut stack[..slots], limits)?;
+    let mut attempt = match parse_with(rest, &mut stack[..slots], limits) {
+        Err(ParseError::UnsupportedVersion(_)) if later_http1_minor(rest).is_some() => {
+            return parse_later_minor(buf, skipped, limits);
+        }
+        // httparse refuses `HTTP/1.2` as soon as it sees the digit: wait for
+        // the end of the line before deciding.
+        Err(ParseError::UnsupportedVersion(_)) if memchr(b'\n', rest).is_none() => {
+            check_partial(buf.len(), rest, limits)?;
+            return Ok(None);
+        }
+        other => other?,
+    };
     // Only requests that really carry more than STACK_HEADERS fields pay for a
     // heap array; growing by 4x keeps re-parses logarithmic.
     while matches!(attempt, Attempt::SlotsFull) && slots < fields {
@@ -216,6 +227,35 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>
         }
         Attempt::SlotsFull => Err(ParseError::TooManyHeaders { limit: fields }),
     }
+}
+
+/// Where the minor digit of an `HTTP/1.2`..`HTTP/1.9` request line is in
+/// `rest`, if that is what its version says.
+fn later_http1_minor(rest: &[u8]) -> Option<usize> {
+    let line = &rest[..memchr(b'\n', rest)?];
+    let line = &line[..line_len(line)];
+    let at = line.len().checked_sub(b"HTTP/1.2".len())?;
+    match &line[at..] {
+        [b' ', ..] => None,
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(minor) => {
+            (at > 0 && line[at - 1] == b' ').then_some(at + 7)
+        }
+        _ => None,
+    }
+}
+
+/// RFC 9110 §2.5: a request in a later minor version of HTTP/1 is answered
+/// in the highest one this server speaks, 1.1. (Rare, so a copy is fine.)
+fn parse_later_minor(
+    buf: &[u8],
+    skipped: usize,
+    limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    let mut copy = buf.to_vec();
+    if let Some(minor) = later_http1_minor(&copy[skipped..]) {
+        copy[skipped + minor] = b'1';
+    }
+    parse(&copy, limits)
 }
 
 /// What one `httparse` pass with a given number of header slots produced.
@@ -749,7 +789,7 @@ mod tests {
     fn other_http_versions_are_505() {
         for line in [
             &b"GET / HTTP/2.0\r\n\r\n"[..],
-            b"GET / HTTP/1.2\r\n\r\n",
+            b"GET / HTTP/3.1\r\n\r\n",
             b"GET / HTTP/0.9\r\n\r\n",
         ] {
             let e = err(line);
@@ -1060,5 +1100,21 @@ mod tests {
         assert_eq!(Version::Http10.as_str(), "HTTP/1.0");
         assert_eq!(Version::Http11.as_str(), "HTTP/1.1");
         assert_eq!(head(b"GET / HTTP/1.0\r\n\r\n").version, Version::Http10);
+    }
+
+    #[test]
+    fn later_http1_minor_versions_are_served_as_http11() {
+        let req = b"GET /x HTTP/1.2\r\nHost: a\r\n\r\n";
+        let (h, used) = parse(req, &Limits::default()).unwrap().unwrap();
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.target, "/x");
+        assert_eq!(used, req.len());
+        for end in 1..req.len() {
+            assert_eq!(parse(&req[..end], &Limits::default()), Ok(None), "{end}");
+        }
+        assert!(matches!(
+            parse(b"GET / HTTP/2.0\r\n\r\n", &Limits::default()),
+            Err(ParseError::UnsupportedVersion(_))
+        ));
     }
 }

@@ -121,10 +121,17 @@ pub(super) fn unsafe_zeroed() -> libc::sockaddr_storage {
 /// Environ address strings for an accepted connection.
 pub(super) fn conn_info(
     kind: &Kind,
+    fd: RawFd,
     storage: &libc::sockaddr_storage,
     len: libc::socklen_t,
 ) -> ConnInfo {
     let (server_name, server_port) = match kind {
+        // A wildcard listener (0.0.0.0, ::) says nothing useful: name the
+        // address this connection actually reached.
+        Kind::Tcp(sa) if sa.ip().is_unspecified() => {
+            let local = local_addr(fd).unwrap_or(*sa);
+            (local.ip().to_string(), local.port().to_string())
+        }
         Kind::Tcp(sa) => (sa.ip().to_string(), sa.port().to_string()),
         Kind::Unix(path) => (path.to_string_lossy().into_owned(), String::new()),
     };
@@ -138,6 +145,25 @@ pub(super) fn conn_info(
         server_name,
         server_port,
     }
+}
+
+/// The local address of a connected TCP socket.
+fn local_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
+    let mut storage = unsafe_zeroed();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: storage/len describe a valid, writable sockaddr buffer; fd is a
+    // live socket owned by the caller.
+    let r = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    peer_addr(&storage, len)
 }
 
 /// The peer's IP address and port, for AF_INET and AF_INET6 (None for unix).

@@ -354,7 +354,7 @@ impl<'a> Server<'a> {
             }
             // SAFETY: accept4 returned a new descriptor that nothing else owns.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let info = conn_info(&kind, &storage, len);
+            let info = conn_info(&kind, fd.as_raw_fd(), &storage, len);
             if matches!(kind, Kind::Tcp(_)) {
                 set_nodelay(fd.as_raw_fd());
             }

@@ -15,8 +15,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
+use super::exchange::Shared;
 use super::input::{Errors, Input};
 use super::respond::FileWrapper;
+use super::socket::ConnSocket;
+use super::start_response::EarlyHints;
 use crate::http::head::RequestHead;
 
 /// Most distinct header names cached per worker.
@@ -29,9 +32,11 @@ pub struct ConnInfo {
     pub remote_addr: String,
     /// Client port, or empty for unix sockets.
     pub remote_port: String,
-    /// Listener host (used when the request has no Host header).
+    /// The address the client connected to (the listener's, or the
+    /// connection's own when the listener is bound to a wildcard address);
+    /// the socket path for unix sockets.
     pub server_name: String,
-    /// Listener port.
+    /// The port the client connected to; empty for unix sockets.
     pub server_port: String,
 }
 
@@ -74,13 +79,14 @@ impl EnvironBuilder {
         })
     }
 
-    /// The environ for `head` on connection `conn`, reading its body through `input`.
+    /// The environ for `head` on connection `conn`; `wsgi.input`,
+    /// `gunicorn.socket` and `wsgi.early_hints` work on the exchange `ex`.
     pub fn build<'py>(
         &self,
         py: Python<'py>,
         head: &RequestHead,
         conn: &ConnInfo,
-        input: Bound<'py, Input>,
+        ex: &Shared,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
         env.set_item(intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
@@ -131,18 +137,35 @@ impl EnvironBuilder {
                 None => env.set_item(key, value)?,
             }
         }
-        if let Some(host) = &host_value {
+        // As Gunicorn: a TCP listener's own address names the server (the Host
+        // header is the client's claim, and apps read it as HTTP_HOST). A unix
+        // socket has no address to offer, so there the Host header names it,
+        // and a port that is not a number is not passed on.
+        if conn.server_port.is_empty()
+            && let Some(host) = &host_value
+        {
             let (name, port) = split_host(host);
             server_name = name;
-            if let Some(port) = port {
-                server_port = port;
-            } else {
-                server_port = "80";
-            }
+            server_port = match port {
+                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p,
+                _ => "80",
+            };
         }
         env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
         env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
-        env.set_item(intern!(py, "wsgi.input"), input)?;
+        env.set_item(intern!(py, "wsgi.input"), Input::new(ex.clone()))?;
+        env.set_item(
+            intern!(py, "gunicorn.socket"),
+            ConnSocket {
+                exchange: ex.clone(),
+            },
+        )?;
+        env.set_item(
+            intern!(py, "wsgi.early_hints"),
+            EarlyHints {
+                exchange: ex.clone(),
+            },
+        )?;
         Ok(env)
     }
 

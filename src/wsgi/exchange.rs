@@ -47,10 +47,44 @@ pub(crate) enum IoFailure {
     Other(io::Error),
 }
 
+pyo3::create_exception!(
+    rgunicorn,
+    ClientDisconnected,
+    pyo3::exceptions::PyOSError,
+    "The client went away (or stopped sending) before the request body was complete."
+);
+pyo3::create_exception!(
+    rgunicorn,
+    InvalidRequestBody,
+    pyo3::exceptions::PyOSError,
+    "The request body's framing is malformed (RFC 9112 §7.1); answered 400."
+);
+
+// Both are OSError subclasses, so apps and frameworks that treat a failed read
+// as OSError (Django's UnreadablePostError, Werkzeug) keep working, while the
+// name says whose fault it was.
 impl From<IoFailure> for pyo3::PyErr {
     fn from(e: IoFailure) -> pyo3::PyErr {
-        pyo3::exceptions::PyOSError::new_err(e.to_string())
+        match e {
+            IoFailure::Disconnected | IoFailure::TimedOut => {
+                ClientDisconnected::new_err(format!("{e} while sending the request body"))
+            }
+            IoFailure::BadBody(_) => InvalidRequestBody::new_err(e.to_string()),
+            IoFailure::Other(_) => pyo3::exceptions::PyOSError::new_err(e.to_string()),
+        }
     }
+}
+
+/// Why reading the request body failed: the client's doing, not the app's,
+/// so it decides the answer instead of a 500.
+#[derive(Clone, Debug)]
+pub(crate) enum BodyFailure {
+    /// The body's framing is malformed: 400.
+    Malformed(crate::http::ParseError),
+    /// The client closed the connection mid-body: nothing can be answered.
+    Disconnected,
+    /// The client stopped sending mid-body: 408.
+    TimedOut,
 }
 
 /// The response status and headers as given to `start_response`.
@@ -76,8 +110,9 @@ pub(crate) struct Exchange {
     pub rpos: usize,
     /// Body framing state.
     pub decoder: Decoder,
-    /// The request body was malformed (answered 400 if nothing was sent yet).
-    pub body_error: Option<crate::http::ParseError>,
+    /// Reading the request body failed: when the app lets the exception
+    /// propagate, this picks the answer (400, 408, or none) instead of a 500.
+    pub body_failure: Option<BodyFailure>,
     /// Decoded body bytes read from `rbuf` but not yet returned to the app.
     pub spill: Vec<u8>,
     /// Read position in `spill`.
@@ -152,7 +187,7 @@ impl Exchange {
                 Ok(d) => d,
                 Err(e) => {
                     // The body cannot be framed: nothing after it can be either.
-                    self.body_error = Some(e.clone());
+                    self.body_failure = Some(BodyFailure::Malformed(e.clone()));
                     self.must_close = true;
                     return Err(IoFailure::BadBody(e));
                 }
@@ -168,7 +203,18 @@ impl Exchange {
             if decoded.consumed > 0 {
                 continue;
             }
-            self.fill(py)?;
+            if let Err(e) = self.fill(py) {
+                self.must_close = true;
+                match e {
+                    IoFailure::Disconnected => {
+                        self.broken = true;
+                        self.body_failure = Some(BodyFailure::Disconnected);
+                    }
+                    IoFailure::TimedOut => self.body_failure = Some(BodyFailure::TimedOut),
+                    _ => {}
+                }
+                return Err(e);
+            }
         }
     }
 
@@ -218,6 +264,13 @@ impl Exchange {
         let content_length = p
             .content_length
             .or(if self.is_head { None } else { body_len_hint });
+        if self.continue_pending && !self.decoder.is_done() {
+            // The app answers without having read the body it was offered with
+            // `Expect: 100-continue`. The client may send that body now or never,
+            // so nothing after it can be framed: say so before it has to guess.
+            self.continue_pending = false;
+            self.must_close = true;
+        }
         let (framing, keep_alive) = response::framing(
             self.version,
             self.is_head,
@@ -226,6 +279,11 @@ impl Exchange {
             self.keep_alive && !self.must_close,
         );
         let mut headers = p.headers;
+        if forbids_content_length(p.code) {
+            // RFC 9110 §8.6: never on 1xx or 204. (HEAD and 304 may carry the
+            // length the unconditional GET would have, so theirs stays.)
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(b"content-length"));
+        }
         if p.content_length.is_none()
             && let (Framing::Length(n), Some(_)) = (framing, body_len_hint)
         {
@@ -262,7 +320,12 @@ impl Exchange {
             return Ok(());
         }
         match self.framing {
-            Framing::NoBody => return Ok(()),
+            Framing::NoBody => {
+                if !self.is_head {
+                    warn_body_dropped(self.sent_code);
+                }
+                return Ok(());
+            }
             Framing::Length(_) => {
                 // Bytes beyond the declared Content-Length are dropped, as Gunicorn does.
                 let take = (data.len() as u64).min(self.remaining) as usize;
@@ -328,6 +391,24 @@ impl Exchange {
             self.broken = true;
         }
         result
+    }
+}
+
+/// 1xx and 204 responses must not carry Content-Length (RFC 9110 §8.6).
+fn forbids_content_length(code: u16) -> bool {
+    code == 204 || (100..200).contains(&code)
+}
+
+/// The app produced body bytes for a status that has no body (1xx, 204, 304):
+/// they are dropped, as RFC 9110 §6.4.1 requires. Warned once per worker, so a
+/// busy endpoint does not flood the log; Gunicorn warns once per response.
+fn warn_body_dropped(code: u16) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        crate::log::warning(&format!(
+            "WSGI app sent body bytes on a {code} response, which has no body; \
+             dropping them per RFC 9110 (warned once per worker)"
+        ));
     }
 }
 

@@ -10,6 +10,7 @@ mod environ;
 mod exchange;
 mod input;
 mod respond;
+mod socket;
 mod start_response;
 
 pub use environ::ConnInfo;
@@ -27,11 +28,14 @@ use crate::http::head::{RequestHead, Version};
 use crate::http::response::{self, Framing};
 use crate::python::hooks::{Hooks, WorkerView};
 use environ::EnvironBuilder;
-use exchange::Exchange;
-use input::Input;
+use exchange::{BodyFailure, Exchange};
 use pyo3::types::PyDict;
 use respond::Iterated;
 use start_response::StartResponse;
+
+/// Status logged for a request whose client left before it could be answered
+/// (nginx's convention; never sent).
+pub const CLIENT_CLOSED: u16 = 499;
 
 /// Unread body bytes we are willing to skip to keep a connection alive.
 const DRAIN_LIMIT: usize = 64 * 1024;
@@ -60,6 +64,8 @@ pub struct Outcome {
     pub body_bytes: u64,
     /// Response headers as sent.
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The client went away before the response was complete.
+    pub disconnected: bool,
 }
 
 /// What [`Wsgi::handle`] left behind.
@@ -172,7 +178,7 @@ impl<'a> Wsgi<'a> {
             rbuf: io.rbuf,
             rpos: io.rpos,
             decoder: Decoder::new(head.body),
-            body_error: None,
+            body_failure: None,
             spill: Vec::new(),
             spill_pos: 0,
             continue_pending: head.expect_continue,
@@ -282,6 +288,7 @@ impl<'a> Wsgi<'a> {
             status: e.sent_code,
             body_bytes: e.body_bytes,
             headers: std::mem::take(&mut e.sent_headers),
+            disconnected: e.broken,
         })
     }
 
@@ -293,11 +300,7 @@ impl<'a> Wsgi<'a> {
         parked: &mut Parked,
     ) -> Iterated {
         let ex = &parked.ex;
-        let input = match Bound::new(py, Input::new(ex.clone())) {
-            Ok(i) => i,
-            Err(e) => return Iterated::AppError(e),
-        };
-        let environ = match self.environ.build(py, head, conn, input) {
+        let environ = match self.environ.build(py, head, conn, ex) {
             Ok(env) => env,
             Err(e) => return Iterated::AppError(e),
         };
@@ -318,36 +321,55 @@ impl<'a> Wsgi<'a> {
     }
 
     /// Log the traceback; answer 500 if nothing was sent yet, else close.
+    /// A failure the client caused while sending its body is answered for what
+    /// it is (400, 408, or nothing to a client that is gone), without a traceback.
     fn app_error(&self, py: Python<'_>, target: &str, ex: &exchange::Shared, err: &PyErr) {
-        let body_error = ex.borrow().body_error.clone();
-        if let Some(bad) = &body_error {
-            // The client sent a body that cannot be framed: its fault, not the app's.
-            crate::log::debug(&format!("Bad request body for {target}: {bad}"));
-        } else if err.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
-            // The worker is being aborted (timeout) or the app asked to exit: the
-            // worker logs why; a traceback here would only be noise.
-            crate::log::info(&format!("Request {target} interrupted: worker exiting"));
-        } else {
-            crate::log::error(&format!(
-                "Error handling request {target}\n{}",
-                crate::python::format_traceback(py, err)
-            ));
-        }
+        let body_failure = ex.borrow().body_failure.clone();
+        let answer = match &body_failure {
+            Some(BodyFailure::Malformed(bad)) => {
+                crate::log::debug(&format!("Bad request body for {target}: {bad}"));
+                Some((bad.status(), bad.reason()))
+            }
+            Some(BodyFailure::TimedOut) => {
+                crate::log::info(&format!("Client timed out sending the body of {target}"));
+                Some((408, "Request Timeout"))
+            }
+            Some(BodyFailure::Disconnected) => {
+                crate::log::info(&format!("Client disconnected sending the body of {target}"));
+                None
+            }
+            None => {
+                if err.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
+                    // The worker is being aborted (timeout) or the app asked to
+                    // exit: the worker logs why; a traceback would only be noise.
+                    crate::log::info(&format!("Request {target} interrupted: worker exiting"));
+                } else {
+                    crate::log::error(&format!(
+                        "Error handling request {target}\n{}",
+                        crate::python::format_traceback(py, err)
+                    ));
+                }
+                Some((500, "Internal Server Error"))
+            }
+        };
         let mut e = ex.borrow_mut();
         e.must_close = true;
         if e.headers_sent {
-            // Part of the response is out; the only honest signal left is to close.
-            e.broken = true;
+            // Part of the response is out; the only honest signal left is to
+            // close (`must_close`) without ending its framing.
             return;
         }
+        let Some((code, reason)) = answer else {
+            // Nobody is left to answer: nginx's 499 "client closed request"
+            // marks it in the access log.
+            e.broken = true;
+            e.sent_code = CLIENT_CLOSED;
+            return;
+        };
         e.pending = None;
         e.wbuf.clear();
         let date = e.date.clone();
         let server = e.server.clone();
-        let (code, reason) = match &body_error {
-            Some(bad) => (bad.status(), bad.reason()),
-            None => (500, "Internal Server Error"),
-        };
         response::error_response(&mut e.wbuf, code, reason, &date, &server);
         e.sent_code = code;
         e.status_line = format!("{code} {reason}").into_bytes();

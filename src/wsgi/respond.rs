@@ -102,6 +102,9 @@ pub(crate) fn start(
     } else {
         result.cast::<PyTuple>().ok().map(|t| t.iter().collect())
     };
+    // A finished list is joined into one write; any other iterable streams
+    // (PEP 3333 "Buffering and Streaming": no block may wait for the next).
+    let streaming = items.is_none();
     if let Some(items) = items {
         let mut total = 0u64;
         for item in &items {
@@ -121,7 +124,7 @@ pub(crate) fn start(
         }
     }
     match result.try_iter() {
-        Ok(iter) => pump(ex, iter),
+        Ok(iter) => pump(ex, iter, streaming),
         Err(e) => Iterated::AppError(e),
     }
 }
@@ -129,7 +132,7 @@ pub(crate) fn start(
 /// Continue a parked body; its buffered output has been written.
 pub(crate) fn resume(py: Python<'_>, ex: &Shared, body: Body) -> Iterated {
     match body {
-        Body::Iter(iter) => pump(ex, iter.into_bound(py)),
+        Body::Iter(iter) => pump(ex, iter.into_bound(py), true),
         Body::File {
             fd,
             offset,
@@ -151,9 +154,22 @@ pub(crate) fn close_result(py: Python<'_>, result: &Bound<'_, PyAny>) {
 }
 
 /// Pull chunks from the app while the output buffer has room.
-fn pump(ex: &Shared, mut iter: Bound<'_, PyIterator>) -> Iterated {
+///
+/// With `streaming`, every block is handed to the kernel before the app is asked
+/// for the next one: a generator that sleeps between yields (server-sent events,
+/// `StreamingHttpResponse`) must not have its last block wait for the next. When
+/// the socket takes only part of it, the response parks, and the event loop
+/// finishes the write before the app runs again.
+fn pump(ex: &Shared, mut iter: Bound<'_, PyIterator>, streaming: bool) -> Iterated {
     loop {
-        if ex.borrow().over_high_water() {
+        if streaming && !ex.borrow().wbuf.is_empty() {
+            let mut e = ex.borrow_mut();
+            match e.try_flush() {
+                Err(err) => return Iterated::Io(err),
+                Ok(false) => return Iterated::Parked(Body::Iter(iter.unbind())),
+                Ok(true) => {}
+            }
+        } else if ex.borrow().over_high_water() {
             let mut e = ex.borrow_mut();
             if let Err(err) = e.try_flush() {
                 return Iterated::Io(err);

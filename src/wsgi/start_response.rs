@@ -10,7 +10,8 @@ use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::exchange::{Pending, Shared};
+use super::exchange::{Pending, Shared, write_all};
+use crate::http::head::Version;
 use crate::http::response::{is_hop_by_hop, valid_header_name, valid_header_value};
 
 /// The `start_response` callable given to the app.
@@ -81,22 +82,7 @@ fn parse_response(
         .try_iter()
         .map_err(|_| PyTypeError::new_err("headers must be a list"))?
     {
-        let item = item?;
-        let (name, value): (String, String) = item.extract().map_err(|_| {
-            PyTypeError::new_err(format!("header must be a (str, str) tuple, got {item}"))
-        })?;
-        let name_b = latin1(&name, "header name")?;
-        let value_b = latin1(&value, "header value")?;
-        if !valid_header_name(&name_b) {
-            return Err(PyValueError::new_err(format!(
-                "invalid header name {name:?}"
-            )));
-        }
-        if !valid_header_value(&value_b) {
-            return Err(PyValueError::new_err(format!(
-                "invalid header value {value:?}"
-            )));
-        }
+        let (name, value, name_b, value_b) = parse_header(&item?)?;
         if is_hop_by_hop(&name_b) {
             if name.eq_ignore_ascii_case("connection")
                 && value.to_ascii_lowercase().contains("close")
@@ -123,6 +109,27 @@ fn parse_response(
         },
         must_close,
     ))
+}
+
+/// One `(name, value)` header from the app, checked so it cannot break the
+/// framing: a token name, a value without CR, LF or NUL, both latin-1.
+fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(String, String, Vec<u8>, Vec<u8>)> {
+    let (name, value): (String, String) = item.extract().map_err(|_| {
+        PyTypeError::new_err(format!("header must be a (str, str) tuple, got {item}"))
+    })?;
+    let name_b = latin1(&name, "header name")?;
+    let value_b = latin1(&value, "header value")?;
+    if !valid_header_name(&name_b) {
+        return Err(PyValueError::new_err(format!(
+            "invalid header name {name:?}"
+        )));
+    }
+    if !valid_header_value(&value_b) {
+        return Err(PyValueError::new_err(format!(
+            "invalid header value {value:?}"
+        )));
+    }
+    Ok((name, value, name_b, value_b))
 }
 
 /// `"200 OK"` → 200. A three-digit code, then a space and a reason (may be empty).
@@ -174,6 +181,45 @@ impl Writer {
         ex.write_body(data.as_bytes())?;
         // write() must not return before the data is on its way (PEP 3333).
         ex.flush(py)?;
+        Ok(())
+    }
+}
+
+/// `environ["wsgi.early_hints"]` (Gunicorn 23): `early_hints(headers)` sends a
+/// `103 Early Hints` response at once, so a browser can start fetching what
+/// the `Link` headers name while the app computes the real response. Ignored
+/// for HTTP/1.0 clients (which do not understand 1xx) and once the final
+/// response has begun; may be called more than once.
+#[pyclass(unsendable, module = "rgunicorn")]
+pub(crate) struct EarlyHints {
+    /// The exchange whose connection the hints go to.
+    pub exchange: Shared,
+}
+
+#[pymethods]
+impl EarlyHints {
+    fn __call__(&self, py: Python<'_>, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut block = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for item in headers
+            .try_iter()
+            .map_err(|_| PyTypeError::new_err("headers must be a list"))?
+        {
+            let (_, _, name, value) = parse_header(&item?)?;
+            block.extend_from_slice(&name);
+            block.extend_from_slice(b": ");
+            block.extend_from_slice(value.trim_ascii());
+            block.extend_from_slice(b"\r\n");
+        }
+        block.extend_from_slice(b"\r\n");
+        let ex = self.exchange.borrow();
+        if ex.finished || ex.headers_sent || ex.version == Version::Http10 {
+            return Ok(());
+        }
+        let (fd, timeout) = (ex.fd, ex.io_timeout);
+        drop(ex);
+        // Nothing of the final response is buffered yet (its head is not
+        // sent), so these bytes go out first, as 1xx responses must.
+        write_all(py, fd, &block, timeout)?;
         Ok(())
     }
 }
