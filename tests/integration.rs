@@ -8,6 +8,7 @@ mod support;
 
 mod cli;
 mod errors;
+mod frameworks;
 mod keepalive;
 mod logging;
 mod notify;
