@@ -15,6 +15,8 @@
 //! When a test panics while a [`Server`] is alive, the drop prints the
 //! server's stderr/stdout and the notify messages, so failures carry the logs.
 
+pub mod sse;
+
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
