@@ -157,3 +157,33 @@ fn access_log_file_records_each_request() {
         );
     }
 }
+
+server_test!(
+    access_log_names_the_basic_auth_user_and_escapes_quotes,
+    "hello:app",
+    ["--access-logfile", "-"],
+    |srv| {
+        let r = srv.request(
+            b"GET /auth HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWxpY2U6cHc=\r\n\
+          User-Agent: probe/1 evil\" 200 0 \"x\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(r.status, 200);
+        let out = srv.wait_log(Server::stdout, "probe/1", LOG_WAIT);
+        let line = out
+            .lines()
+            .find(|l| l.contains("probe/1"))
+            .expect("access log line");
+        let (prefix, rest) = line
+            .split_once(" [")
+            .unwrap_or_else(|| panic!("no [time] in {line:?}"));
+        assert_eq!(prefix, "127.0.0.1 - alice", "{line:?}");
+        let (_, rest) = rest
+            .split_once("] ")
+            .unwrap_or_else(|| panic!("no ] in {line:?}"));
+        // The quotes in the User-Agent are escaped, so the field cannot end early.
+        assert_eq!(
+            rest, r#""GET /auth HTTP/1.1" 200 14 "-" "probe/1 evil\" 200 0 \"x""#,
+            "{line:?}"
+        );
+    }
+);

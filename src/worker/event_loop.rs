@@ -758,6 +758,8 @@ impl Server<'_> {
                 bytes: outcome.body_bytes,
                 started,
                 duration: clock.elapsed(),
+                environ: &[],
+                disconnected: false,
             });
         }
     }

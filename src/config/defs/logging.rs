@@ -34,7 +34,10 @@ pub static ACCESS_LOG_FORMAT: Setting = Setting {
     default: crate::log::access::DEFAULT_FORMAT,
     summary: "The access log format",
     doc: "Gunicorn's atoms: h l u t r m U q H s B b f a T D M L p, {name}i for a \
-          request header, {name}o for a response header, {name}e for an environ key.",
+          request header, {name}o for a response header, {name}e for a WSGI environ \
+          variable; %% is a literal %. Quotes, backslashes and bytes outside printable \
+          ASCII in values are escaped, so a request cannot forge fields. An unknown \
+          atom is a startup error.",
     env_fallback: None,
     process: Process::Worker,
     support: Support::Full,
