@@ -12,6 +12,7 @@ mod frameworks;
 mod keepalive;
 mod logging;
 mod notify;
+mod parity;
 mod serve;
 mod signals;
 mod upload;

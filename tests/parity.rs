@@ -6,7 +6,6 @@
 //! failed body reads blamed on the client, and later HTTP/1 minor versions.
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -19,9 +18,9 @@ server_test!(generator_blocks_arrive_as_yielded, "parity:app", |srv| {
     sse::assert_events_arrive_as_yielded("plain generator", &srv, "/sse");
 });
 
-/// A client that reads slowly (a 4 KiB receive buffer, 8 KiB reads with
-/// pauses) still gets each 200 KiB block as soon as it is yielded: the
-/// response parks until the socket drains instead of waiting for more blocks.
+// A client that reads slowly (a 4 KiB receive buffer, 8 KiB reads with
+// pauses) still gets each 200 KiB block as soon as it is yielded: the
+// response parks until the socket drains instead of waiting for more blocks.
 server_test!(
     streamed_blocks_reach_a_slow_reader_as_yielded,
     "parity:app",
@@ -29,8 +28,7 @@ server_test!(
         let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
             .expect("socket");
         sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        sock.connect(&SocketAddr::from(srv.addr()).into())
-            .expect("connect");
+        sock.connect(&srv.addr().into()).expect("connect");
         sock.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         let mut stream = std::net::TcpStream::from(sock);
@@ -79,60 +77,74 @@ server_test!(
     }
 );
 
-server_test!(no_body_statuses_drop_body_and_framing, "parity:app", |srv| {
-    let mut c = srv.connect();
-    c.send(b"GET /no-body?204 HTTP/1.1\r\nHost: x\r\n\r\nGET /no-body?304 HTTP/1.1\r\nHost: x\r\n\r\nGET /no-body?200 HTTP/1.1\r\nHost: x\r\n\r\n");
-    let r204 = c.read_head_response();
-    assert_eq!(r204.status, 204, "{}", r204.dump());
-    assert_eq!(r204.header("Content-Length"), None, "{}", r204.dump());
-    assert_eq!(r204.header("Transfer-Encoding"), None, "{}", r204.dump());
-    // 304 may keep the length the full response would have had.
-    let r304 = c.read_head_response();
-    assert_eq!(r304.status, 304, "{}", r304.dump());
-    assert_eq!(r304.header("Content-Length"), Some("5"), "{}", r304.dump());
-    // Were either body sent, it would sit in front of this response.
-    let r200 = c.read_response();
-    assert_eq!(r200.status_line, "HTTP/1.1 200 OK", "{}", r200.dump());
-    assert_eq!(r200.body_str(), "hello");
-    let log = srv.wait_stderr("no body; dropping", Duration::from_secs(5));
-    assert_eq!(
-        log.matches("no body; dropping").count(),
-        1,
-        "warned once per worker: {log}"
-    );
-});
+server_test!(
+    no_body_statuses_drop_body_and_framing,
+    "parity:app",
+    |srv| {
+        let mut c = srv.connect();
+        c.send(b"GET /no-body?204 HTTP/1.1\r\nHost: x\r\n\r\nGET /no-body?304 HTTP/1.1\r\nHost: x\r\n\r\nGET /no-body?200 HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r204 = c.read_head_response();
+        assert_eq!(r204.status, 204, "{}", r204.dump());
+        assert_eq!(r204.header("Content-Length"), None, "{}", r204.dump());
+        assert_eq!(r204.header("Transfer-Encoding"), None, "{}", r204.dump());
+        // 304 may keep the length the full response would have had.
+        let r304 = c.read_head_response();
+        assert_eq!(r304.status, 304, "{}", r304.dump());
+        assert_eq!(r304.header("Content-Length"), Some("5"), "{}", r304.dump());
+        // Were either body sent, it would sit in front of this response.
+        let r200 = c.read_response();
+        assert_eq!(r200.status_line, "HTTP/1.1 200 OK", "{}", r200.dump());
+        assert_eq!(r200.body_str(), "hello");
+        let log = srv.wait_stderr("no body; dropping", Duration::from_secs(5));
+        assert_eq!(
+            log.matches("no body; dropping").count(),
+            1,
+            "warned once per worker: {log}"
+        );
+    }
+);
 
 server_test!(head_responses_carry_no_body, "parity:app", |srv| {
     let mut c = srv.connect();
-    c.send(b"HEAD /no-body?200 HTTP/1.1\r\nHost: x\r\n\r\nGET /protocol HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.send(
+        b"HEAD /no-body?200 HTTP/1.1\r\nHost: x\r\n\r\nGET /protocol HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     let head = c.read_head_response();
     assert_eq!(head.status, 200);
     assert_eq!(head.header("Content-Length"), Some("5"));
     assert_eq!(c.read_response().body_str(), "HTTP/1.1");
 });
 
-/// The app answers before reading a body it was offered with
-/// `Expect: 100-continue`: no 100 goes out, the answer says
-/// `Connection: close`, and the connection then ends.
-server_test!(unread_expect_continue_body_closes_openly, "parity:app", |srv| {
-    let mut c = srv.connect();
-    c.send(
-        b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\
+// The app answers before reading a body it was offered with
+// `Expect: 100-continue`: no 100 goes out, the answer says
+// `Connection: close`, and the connection then ends.
+server_test!(
+    unread_expect_continue_body_closes_openly,
+    "parity:app",
+    |srv| {
+        let mut c = srv.connect();
+        c.send(
+            b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\
           Expect: 100-continue\r\n\r\n",
-    );
-    let r = c.read_response();
-    assert_eq!(r.status, 405, "{}", r.dump());
-    assert_eq!(r.header("Connection"), Some("close"), "{}", r.dump());
-    c.expect_closed(Duration::from_secs(5));
-});
+        );
+        let r = c.read_response();
+        assert_eq!(r.status, 405, "{}", r.dump());
+        assert_eq!(r.header("Connection"), Some("close"), "{}", r.dump());
+        c.expect_closed(Duration::from_secs(5));
+    }
+);
 
-server_test!(server_name_and_port_come_from_the_listener, "parity:app", |srv| {
-    let r = srv.request(b"GET /server HTTP/1.1\r\nHost: a:xyz\r\nConnection: close\r\n\r\n");
-    assert_eq!(
-        r.json(),
-        json!({"SERVER_NAME": "127.0.0.1", "SERVER_PORT": srv.port().to_string()})
-    );
-});
+server_test!(
+    server_name_and_port_come_from_the_listener,
+    "parity:app",
+    |srv| {
+        let r = srv.request(b"GET /server HTTP/1.1\r\nHost: a:xyz\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            r.json(),
+            json!({"SERVER_NAME": "127.0.0.1", "SERVER_PORT": srv.port().to_string()})
+        );
+    }
+);
 
 /// A unix socket has no address of its own to give: the Host header names
 /// the server there, and a port that is not a number is not passed on.
@@ -148,7 +160,9 @@ fn server_name_over_a_unix_socket_comes_from_host() {
         .start();
     let ask = |host: &str| {
         let mut c = Conn::unix(&path);
-        c.send(format!("GET /server HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes());
+        c.send(
+            format!("GET /server HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
         c.read_response().json()
     };
     assert_eq!(
@@ -174,33 +188,49 @@ server_test!(gunicorn_socket_is_the_connection, "parity:app", |srv| {
     assert_eq!(facts["family"], json!("AF_INET"));
     assert_eq!(facts["type"], json!("SOCK_STREAM"));
     assert!(facts["fileno"].as_i64().unwrap() > 2, "{facts}");
-    assert_ne!(facts["nodelay"], json!(0), "the worker sets TCP_NODELAY: {facts}");
+    assert_ne!(
+        facts["nodelay"],
+        json!(0),
+        "the worker sets TCP_NODELAY: {facts}"
+    );
     // The app kept the object: once its request is over it acts closed, and
     // the connection (closing its dup did not touch it) still serves.
     c.send(b"GET /stale-socket HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(c.read_response().body_str(), "closed: OSError");
 });
 
-server_test!(early_hints_arrive_before_the_response, "parity:app", |srv| {
-    let mut c = srv.connect();
-    let sent = Instant::now();
-    c.send(b"GET /hints HTTP/1.1\r\nHost: x\r\n\r\n");
-    let hints = c.read_head_response();
-    let hints_at = sent.elapsed();
-    assert_eq!(hints.status_line, "HTTP/1.1 103 Early Hints", "{}", hints.dump());
-    assert_eq!(
-        hints.header("Link"),
-        Some("</style.css>; rel=preload; as=style")
-    );
-    // The app sleeps 0.3 s after sending them.
-    assert!(hints_at < Duration::from_millis(250), "hints took {hints_at:?}");
-    let r = c.read_response();
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body_str(), "after hints\n");
-    // HTTP/1.0 does not know 1xx: nothing but the answer.
-    let r = srv.request(b"GET /hints HTTP/1.0\r\n\r\n");
-    assert_eq!(r.status, 200, "{}", r.dump());
-});
+server_test!(
+    early_hints_arrive_before_the_response,
+    "parity:app",
+    |srv| {
+        let mut c = srv.connect();
+        let sent = Instant::now();
+        c.send(b"GET /hints HTTP/1.1\r\nHost: x\r\n\r\n");
+        let hints = c.read_head_response();
+        let hints_at = sent.elapsed();
+        assert_eq!(
+            hints.status_line,
+            "HTTP/1.1 103 Early Hints",
+            "{}",
+            hints.dump()
+        );
+        assert_eq!(
+            hints.header("Link"),
+            Some("</style.css>; rel=preload; as=style")
+        );
+        // The app sleeps 0.3 s after sending them.
+        assert!(
+            hints_at < Duration::from_millis(250),
+            "hints took {hints_at:?}"
+        );
+        let r = c.read_response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body_str(), "after hints\n");
+        // HTTP/1.0 does not know 1xx: nothing but the answer.
+        let r = srv.request(b"GET /hints HTTP/1.0\r\n\r\n");
+        assert_eq!(r.status, 200, "{}", r.dump());
+    }
+);
 
 /// The client hangs up half-way through its body: the app's read raises
 /// ClientDisconnected (an OSError), nothing is logged as an app failure,
@@ -218,7 +248,9 @@ fn client_leaving_mid_body_is_not_an_app_error() {
     drop(c);
     let stderr = srv.wait_stderr("caught ClientDisconnected", Duration::from_secs(5));
     assert!(
-        stderr.contains("caught ClientDisconnected: client disconnected while sending the request body"),
+        stderr.contains(
+            "caught ClientDisconnected: client disconnected while sending the request body"
+        ),
         "{stderr}"
     );
     let line = crate::support::wait_file(&log, Duration::from_secs(5));
@@ -244,10 +276,47 @@ server_test!(malformed_chunked_body_is_a_400, "parity:app", |srv| {
     assert_eq!(c.read_response().status, 400);
 });
 
-server_test!(later_http1_minor_versions_are_answered_as_http11, "parity:app", |srv| {
-    let r = srv.request(b"GET /protocol HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n");
-    assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
-    assert_eq!(r.body_str(), "HTTP/1.1");
-    let r = srv.request(b"GET /protocol HTTP/2.0\r\nHost: x\r\n\r\n");
-    assert_eq!(r.status, 505, "{}", r.dump());
-});
+server_test!(
+    later_http1_minor_versions_are_answered_as_http11,
+    "parity:app",
+    |srv| {
+        let r = srv.request(b"GET /protocol HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status_line, "HTTP/1.1 200 OK", "{}", r.dump());
+        assert_eq!(r.body_str(), "HTTP/1.1");
+        let r = srv.request(b"GET /protocol HTTP/2.0\r\nHost: x\r\n\r\n");
+        assert_eq!(r.status, 505, "{}", r.dump());
+    }
+);
+
+/// A request the parser refuses still gets an access line with its status.
+#[test]
+fn refused_request_gets_an_access_line() {
+    let dir = TempDir::new("refused-access");
+    let log = dir.path().join("access.log");
+    let srv = Server::builder("parity:app")
+        .args(["--access-logfile", log.to_str().unwrap()])
+        .in_dir(dir)
+        .start();
+    let r = srv.request(b"GET /protocol HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n");
+    assert_eq!(r.status, 400, "{}", r.dump());
+    let line = crate::support::wait_file(&log, Duration::from_secs(5));
+    assert!(line.contains("\"GET /protocol HTTP/1.1\" 400 "), "{line}");
+}
+
+/// `%({name}e)s` logs the request's WSGI environ, as the app left it.
+#[test]
+fn access_log_reads_the_wsgi_environ() {
+    let dir = TempDir::new("environ-atom");
+    let log = dir.path().join("access.log");
+    let srv = Server::builder("parity:app")
+        .args(["--access-logfile", log.to_str().unwrap()])
+        .args([
+            "--access-logformat",
+            "%({wsgi.url_scheme}e)s %({PATH_INFO}e)s %({server_port}e)s %({missing}e)s",
+        ])
+        .in_dir(dir)
+        .start();
+    assert_eq!(srv.get("/protocol").status, 200);
+    let line = crate::support::wait_file(&log, Duration::from_secs(5));
+    assert_eq!(line.trim_end(), format!("http /protocol {} -", srv.port()));
+}

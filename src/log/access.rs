@@ -379,6 +379,11 @@ impl AccessLog {
         })
     }
 
+    /// The WSGI environ keys the format reads (see [`Format::environ_keys`]).
+    pub fn environ_keys(&self) -> &[String] {
+        self.format.environ_keys()
+    }
+
     /// Write one line for `entry`, in a single write(2), or one journal entry.
     pub fn log(&mut self, entry: &Entry<'_>) {
         let mut line = self.format.render(entry);

@@ -568,9 +568,28 @@ impl<'a> Server<'a> {
                         self.config.server_header.as_bytes(),
                     );
                     conn.close_after_write = true;
+                    let line = RefusedLine::read(&conn.rbuf[conn.rpos..]);
                     // Discard the rest of the input: it cannot be framed.
                     conn.rbuf.clear();
                     conn.rpos = 0;
+                    if let Some(access) = self.access.as_mut() {
+                        // A refused request is still a request the operator
+                        // wants to see, with the status it got.
+                        access.log(&Entry {
+                            remote_addr: &conn.info.remote_addr,
+                            method: &line.method,
+                            target: &line.target,
+                            protocol: &line.protocol,
+                            request_headers: &[],
+                            status,
+                            response_headers: &[],
+                            bytes: reason.len() as u64 + 1,
+                            started: SystemTime::now(),
+                            duration: Duration::ZERO,
+                            environ: &[],
+                            disconnected: false,
+                        });
+                    }
                     continue;
                 }
                 Step::NeedMore => {}
@@ -607,10 +626,10 @@ impl<'a> Server<'a> {
             match head::parse(&conn.rbuf[conn.rpos..], &limits) {
                 Ok(None) => return Step::NeedMore,
                 Ok(Some((h, consumed))) => {
-                    conn.rpos += consumed;
                     if refuse_underscores && h.headers.iter().any(|(n, _)| n.contains('_')) {
                         return Step::Error(400, "Bad Request");
                     }
+                    conn.rpos += consumed;
                     conn.head = Some(h);
                 }
                 Err(e) => {
@@ -758,8 +777,8 @@ impl Server<'_> {
                 bytes: outcome.body_bytes,
                 started,
                 duration: clock.elapsed(),
-                environ: &[],
-                disconnected: false,
+                environ: &outcome.environ_values,
+                disconnected: outcome.disconnected,
             });
         }
     }
@@ -811,6 +830,36 @@ fn splitmix64(seed: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// What can be read of the request line of a request the parser refused, for
+/// its access log line (the access log escapes whatever bytes it holds).
+struct RefusedLine {
+    method: String,
+    target: String,
+    protocol: String,
+}
+
+impl RefusedLine {
+    /// Longest request line quoted in the log.
+    const MAX: usize = 1024;
+
+    fn read(buf: &[u8]) -> RefusedLine {
+        let start = buf.iter().position(|&b| b != b'\r' && b != b'\n');
+        let buf = &buf[start.unwrap_or(buf.len())..];
+        let buf = &buf[..buf.len().min(Self::MAX)];
+        let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Latin-1, like every other request string: one char per byte.
+        let text: String = line.iter().map(|&b| char::from(b)).collect();
+        let mut parts = text.splitn(3, ' ');
+        let mut part = || parts.next().unwrap_or("").to_owned();
+        RefusedLine {
+            method: part(),
+            target: part(),
+            protocol: part(),
+        }
+    }
 }
 
 enum Step {

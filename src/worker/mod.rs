@@ -172,13 +172,6 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> Ended {
     if flag.is_raised() {
         return exiting.aborted();
     }
-    let wsgi = match Wsgi::new(py, app, config, hooks, view) {
-        Ok(w) => w,
-        Err(e) => {
-            crate::log::error(&crate::python::format_traceback(py, &e));
-            return Ended::Exit(WorkerExit::BootError);
-        }
-    };
     let access = match config.accesslog.as_deref() {
         None => None,
         Some(dest) => match crate::log::access::AccessLog::open(dest, &config.access_log_format) {
@@ -188,6 +181,16 @@ fn serve(py: Python<'_>, mut init: WorkerInit<'_>) -> Ended {
                 return Ended::Exit(WorkerExit::BootError);
             }
         },
+    };
+    let environ_keys = access
+        .as_ref()
+        .map_or_else(Vec::new, |a| a.environ_keys().to_vec());
+    let wsgi = match Wsgi::new(py, app, config, hooks, view, environ_keys) {
+        Ok(w) => w,
+        Err(e) => {
+            crate::log::error(&crate::python::format_traceback(py, &e));
+            return Ended::Exit(WorkerExit::BootError);
+        }
     };
     let watcher = if config.reload {
         source_watcher(py, config, failure_files)

@@ -66,6 +66,8 @@ pub struct Outcome {
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
     /// The client went away before the response was complete.
     pub disconnected: bool,
+    /// Values of the environ keys the access log asked for, in its order.
+    pub environ_values: Vec<Option<String>>,
 }
 
 /// What [`Wsgi::handle`] left behind.
@@ -125,6 +127,8 @@ pub struct Wsgi<'a> {
     /// Use sendfile(2) for file_wrapper responses.
     sendfile: bool,
     date: RefCell<response::DateCache>,
+    /// Environ keys the access log format reads (lowercased), in its order.
+    access_environ_keys: Vec<String>,
 }
 
 impl<'a> Wsgi<'a> {
@@ -138,6 +142,7 @@ impl<'a> Wsgi<'a> {
         config: &Config,
         hooks: &'a Hooks,
         worker: WorkerView,
+        access_environ_keys: Vec<String>,
     ) -> PyResult<Wsgi<'a>> {
         let pass_underscores = config.header_map == HeaderMap::Dangerous;
         Ok(Wsgi {
@@ -158,6 +163,7 @@ impl<'a> Wsgi<'a> {
             }),
             sendfile: config.sendfile_enabled,
             date: RefCell::new(response::DateCache::new()),
+            access_environ_keys,
         })
     }
 
@@ -263,6 +269,12 @@ impl<'a> Wsgi<'a> {
                 hooks.post_request(py, worker, req.bind(py), environ.bind(py).as_any(), &resp);
             }
         }
+        let environ_values = match &parked.environ {
+            Some(env) if !self.access_environ_keys.is_empty() => {
+                environ_values(env.bind(py), &self.access_environ_keys)
+            }
+            _ => Vec::new(),
+        };
         let mut e = parked.ex.borrow_mut();
         e.finished = true;
         let mut keep_alive = e.keep_alive && !e.must_close && !e.broken;
@@ -289,6 +301,7 @@ impl<'a> Wsgi<'a> {
             body_bytes: e.body_bytes,
             headers: std::mem::take(&mut e.sent_headers),
             disconnected: e.broken,
+            environ_values,
         })
     }
 
@@ -376,6 +389,22 @@ impl<'a> Wsgi<'a> {
         e.headers_sent = true;
         e.keep_alive = false;
     }
+}
+
+/// `str()` of the environ values whose lowercased keys are `keys` (Gunicorn's
+/// `%({name}e)s`), read after the app ran so what it stored there shows.
+fn environ_values(env: &Bound<'_, PyDict>, keys: &[String]) -> Vec<Option<String>> {
+    let mut values = vec![None; keys.len()];
+    for (k, v) in env.iter() {
+        let Ok(k) = k.extract::<String>() else {
+            continue;
+        };
+        let k = k.to_lowercase();
+        if let Some(i) = keys.iter().position(|want| *want == k) {
+            values[i] = v.str().ok().map(|s| s.to_string());
+        }
+    }
+    values
 }
 
 /// Skip the unread rest of a body if it is already buffered and small; returns

@@ -144,19 +144,22 @@ impl ConnSocket {
     /// it; the server keeps framing the connection.
     fn dup<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let fd = self.fd()?;
-        py.import("socket")?.call_method1(
-            "socket",
-            (py.None(), py.None(), py.None(), {
-                // socket.socket(fileno=...) adopts the fd: give it a duplicate.
-                // SAFETY: fd is live (see `with_sock`); dup returns a new descriptor
-                // or -1.
-                let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-                if dup < 0 {
-                    return Err(std::io::Error::last_os_error().into());
-                }
-                dup
-            }),
-        )
+        // SAFETY: fd is live (see `with_sock`); F_DUPFD_CLOEXEC returns a new
+        // descriptor or -1.
+        let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        // socket.socket(fileno=...) adopts the duplicate; -1 means "read the
+        // family, type and protocol from the descriptor".
+        let sock = py
+            .import("socket")?
+            .call_method1("socket", (-1, -1, -1, dup));
+        if sock.is_err() {
+            // SAFETY: dup is ours and was not adopted.
+            unsafe { libc::close(dup) };
+        }
+        sock
     }
 
     fn close(&self) {

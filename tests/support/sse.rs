@@ -139,10 +139,7 @@ pub fn assert_events_arrive_as_yielded(site: &str, srv: &Server, path: &str) {
     let sent = Instant::now();
     c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
     let (status_line, headers, events) = read_events(&mut c);
-    assert_eq!(
-        status_line, "HTTP/1.1 200 OK",
-        "{site} headers {headers:?}"
-    );
+    assert_eq!(status_line, "HTTP/1.1 200 OK", "{site} headers {headers:?}");
     let timeline: Vec<String> = events
         .iter()
         .map(|e| {
@@ -183,4 +180,3 @@ pub fn assert_events_arrive_as_yielded(site: &str, srv: &Server, path: &str) {
         );
     }
 }
-
