@@ -303,7 +303,8 @@ fn refused_request_gets_an_access_line() {
     assert!(line.contains("\"GET /protocol HTTP/1.1\" 400 "), "{line}");
 }
 
-/// `%({name}e)s` logs the request's WSGI environ, as the app left it.
+/// `%({name}e)s` logs the request's WSGI environ, as the app left it; `%%`
+/// is a percent sign and `%(U)s` drops an absolute-form target's host.
 #[test]
 fn access_log_reads_the_wsgi_environ() {
     let dir = TempDir::new("environ-atom");
@@ -312,11 +313,16 @@ fn access_log_reads_the_wsgi_environ() {
         .args(["--access-logfile", log.to_str().unwrap()])
         .args([
             "--access-logformat",
-            "%({wsgi.url_scheme}e)s %({PATH_INFO}e)s %({server_port}e)s %({missing}e)s",
+            "%({wsgi.url_scheme}e)s %({PATH_INFO}e)s %({server_port}e)s %({missing}e)s %(U)s 100%%",
         ])
         .in_dir(dir)
         .start();
-    assert_eq!(srv.get("/protocol").status, 200);
+    // Absolute-form: %(U)s is the path alone.
+    let r = srv.request(b"GET http://example.test/protocol?x=1 HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200, "{}", r.dump());
     let line = crate::support::wait_file(&log, Duration::from_secs(5));
-    assert_eq!(line.trim_end(), format!("http /protocol {} -", srv.port()));
+    assert_eq!(
+        line.trim_end(),
+        format!("http /protocol {} - /protocol 100%", srv.port())
+    );
 }
