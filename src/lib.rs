@@ -36,6 +36,7 @@ pub mod pidfile;
 pub mod privileges;
 pub mod proctitle;
 pub mod python;
+pub mod sockio;
 pub mod startup;
 pub mod systemd;
 pub mod worker;

@@ -56,11 +56,9 @@ pub(super) struct InFlight {
 /// Write buffered output. Ok(true) when all is written.
 pub(super) fn flush(conn: &mut Conn) -> io::Result<bool> {
     while conn.wpos < conn.wbuf.len() {
-        match crate::wsgi::write_some(conn.fd.as_raw_fd(), &conn.wbuf[conn.wpos..]) {
-            Ok(n) => conn.wpos += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        match crate::sockio::send_some(conn.fd.as_raw_fd(), &conn.wbuf[conn.wpos..])? {
+            Some(n) => conn.wpos += n,
+            None => return Ok(false),
         }
     }
     conn.wbuf.clear();

@@ -9,7 +9,9 @@
 mod environ;
 mod exchange;
 mod input;
+mod request_body;
 mod respond;
+mod response;
 mod socket;
 mod start_response;
 
@@ -25,12 +27,13 @@ use pyo3::prelude::*;
 use crate::config::{Config, HeaderMap};
 use crate::http::body::Decoder;
 use crate::http::head::{RequestHead, Version};
-use crate::http::response::{self, Framing};
 use crate::python::hooks::{Hooks, WorkerView};
 use environ::EnvironBuilder;
-use exchange::{BodyFailure, Exchange};
+use exchange::Exchange;
 use pyo3::types::PyDict;
+use request_body::{BodyFailure, RequestBody};
 use respond::Iterated;
+use response::{HeadContext, Response};
 use start_response::StartResponse;
 
 /// Status logged for a request whose client left before it could be answered
@@ -126,7 +129,7 @@ pub struct Wsgi<'a> {
     io_timeout: Duration,
     /// Use sendfile(2) for file_wrapper responses.
     sendfile: bool,
-    date: RefCell<response::DateCache>,
+    date: RefCell<crate::http::response::DateCache>,
     /// Environ keys the access log format reads (lowercased), in its order.
     access_environ_keys: Vec<String>,
 }
@@ -162,7 +165,7 @@ impl<'a> Wsgi<'a> {
                 config.timeout
             }),
             sendfile: config.sendfile_enabled,
-            date: RefCell::new(response::DateCache::new()),
+            date: RefCell::new(crate::http::response::DateCache::new()),
             access_environ_keys,
         })
     }
@@ -181,31 +184,23 @@ impl<'a> Wsgi<'a> {
     ) -> Handled {
         let ex = Rc::new(RefCell::new(Exchange {
             fd: io.fd,
-            rbuf: io.rbuf,
-            rpos: io.rpos,
-            decoder: Decoder::new(head.body),
-            body_failure: None,
-            spill: Vec::new(),
-            spill_pos: 0,
-            continue_pending: head.expect_continue,
+            body: RequestBody::new(
+                io.rbuf,
+                io.rpos,
+                Decoder::new(head.body),
+                head.expect_continue,
+            ),
+            response: Response::new(head.keep_alive && keep_alive_allowed),
             wbuf: io.wbuf,
-            version: head.version,
-            is_head: head.method == "HEAD",
-            keep_alive: head.keep_alive && keep_alive_allowed,
-            pending: None,
-            sent_code: 0,
-            status_line: Vec::new(),
-            headers_sent: false,
-            framing: Framing::NoBody,
-            remaining: 0,
-            body_bytes: 0,
-            must_close: false,
-            broken: false,
-            finished: false,
+            head_ctx: HeadContext {
+                version: head.version,
+                is_head: head.method == "HEAD",
+                date: self.date.borrow_mut().get().to_vec(),
+                server: self.server.clone(),
+            },
             io_timeout: self.io_timeout,
-            date: self.date.borrow_mut().get().to_vec(),
-            server: self.server.clone(),
-            sent_headers: Vec::new(),
+            finished: false,
+            client_gone: false,
         }));
 
         let req = self.hooks.and_then(|(hooks, worker)| {
@@ -251,24 +246,15 @@ impl<'a> Wsgi<'a> {
             Iterated::AppError(err) => self.app_error(py, &parked.target, &parked.ex, &err),
             Iterated::Io(failure) => {
                 crate::log::debug(&format!("{}: {failure}", parked.target));
-                parked.ex.borrow_mut().broken = true;
+                let mut e = parked.ex.borrow_mut();
+                e.client_gone = true;
+                e.response.break_off();
             }
         }
         if let Some(result) = parked.result.take() {
             respond::close_result(py, result.bind(py));
         }
-        if let (Some((hooks, worker)), Some(req), Some(environ)) =
-            (self.hooks, &parked.req, &parked.environ)
-        {
-            let e = parked.ex.borrow();
-            let status_line = String::from_utf8_lossy(&e.status_line).into_owned();
-            if let Ok(resp) =
-                Hooks::response_object(py, e.sent_code, &status_line, &e.sent_headers, e.body_bytes)
-            {
-                drop(e);
-                hooks.post_request(py, worker, req.bind(py), environ.bind(py).as_any(), &resp);
-            }
-        }
+        self.post_request(py, &parked);
         let environ_values = match &parked.environ {
             Some(env) if !self.access_environ_keys.is_empty() => {
                 environ_values(env.bind(py), &self.access_environ_keys)
@@ -277,32 +263,44 @@ impl<'a> Wsgi<'a> {
         };
         let mut e = parked.ex.borrow_mut();
         e.finished = true;
-        let mut keep_alive = e.keep_alive && !e.must_close && !e.broken;
-        if keep_alive && !e.decoder.is_done() {
-            keep_alive = drain_buffered(&mut e);
-        }
-        let spilled = e.spill_pos < e.spill.len();
-        if spilled {
-            keep_alive = keep_alive && e.decoder.is_done();
-        }
-        if e.continue_pending && !e.decoder.is_done() {
-            // We never asked for the body: the client may or may not send it.
-            keep_alive = false;
-        }
+        // The next request starts after this one's body: skip what is left of
+        // it when it is already here and small, else close.
+        let keep_alive = e.response.keep_alive()
+            && !e.body.withdraw_continue()
+            && (e.body.is_done() || e.body.skip_buffered(DRAIN_LIMIT));
+        let sent = std::mem::take(&mut e.response.sent);
         Handled::Done(Outcome {
             io: ConnIo {
                 fd: e.fd,
-                rbuf: std::mem::take(&mut e.rbuf),
-                rpos: e.rpos,
+                rbuf: std::mem::take(&mut e.body.rbuf),
+                rpos: e.body.rpos,
                 wbuf: std::mem::take(&mut e.wbuf),
             },
             keep_alive,
-            status: e.sent_code,
-            body_bytes: e.body_bytes,
-            headers: std::mem::take(&mut e.sent_headers),
-            disconnected: e.broken,
+            status: sent.code,
+            body_bytes: sent.body_bytes,
+            headers: sent.headers,
+            disconnected: e.client_gone,
             environ_values,
         })
+    }
+
+    /// The `post_request` hook, with what was sent.
+    fn post_request(&self, py: Python<'_>, parked: &Parked) {
+        let (Some((hooks, worker)), Some(req), Some(environ)) =
+            (self.hooks, &parked.req, &parked.environ)
+        else {
+            return;
+        };
+        let e = parked.ex.borrow();
+        let sent = &e.response.sent;
+        let status_line = String::from_utf8_lossy(&sent.status).into_owned();
+        let resp =
+            Hooks::response_object(py, sent.code, &status_line, &sent.headers, sent.body_bytes);
+        drop(e);
+        if let Ok(resp) = resp {
+            hooks.post_request(py, worker, req.bind(py), environ.bind(py).as_any(), &resp);
+        }
     }
 
     fn call_app(
@@ -337,7 +335,7 @@ impl<'a> Wsgi<'a> {
     /// A failure the client caused while sending its body is answered for what
     /// it is (400, 408, or nothing to a client that is gone), without a traceback.
     fn app_error(&self, py: Python<'_>, target: &str, ex: &exchange::Shared, err: &PyErr) {
-        let body_failure = ex.borrow().body_failure.clone();
+        let body_failure = ex.borrow().body.failure.clone();
         let answer = match &body_failure {
             Some(BodyFailure::Malformed(bad)) => {
                 crate::log::debug(&format!("Bad request body for {target}: {bad}"));
@@ -366,28 +364,22 @@ impl<'a> Wsgi<'a> {
             }
         };
         let mut e = ex.borrow_mut();
-        e.must_close = true;
-        if e.headers_sent {
-            // Part of the response is out; the only honest signal left is to
-            // close (`must_close`) without ending its framing.
-            return;
-        }
         let Some((code, reason)) = answer else {
             // Nobody is left to answer: nginx's 499 "client closed request"
             // marks it in the access log.
-            e.broken = true;
-            e.sent_code = CLIENT_CLOSED;
+            e.client_gone = true;
+            e.response.unanswered(CLIENT_CLOSED);
             return;
         };
-        e.pending = None;
-        e.wbuf.clear();
-        let date = e.date.clone();
-        let server = e.server.clone();
-        response::error_response(&mut e.wbuf, code, reason, &date, &server);
-        e.sent_code = code;
-        e.status_line = format!("{code} {reason}").into_bytes();
-        e.headers_sent = true;
-        e.keep_alive = false;
+        let e = &mut *e;
+        if !e
+            .response
+            .error_page(&mut e.wbuf, &e.head_ctx, code, reason)
+        {
+            // Part of the response is out; the only honest signal left is to
+            // close without ending its framing.
+            e.response.break_off();
+        }
     }
 }
 
@@ -406,22 +398,3 @@ fn environ_values(env: &Bound<'_, PyDict>, keys: &[String]) -> Vec<Option<String
     }
     values
 }
-
-/// Skip the unread rest of a body if it is already buffered and small; returns
-/// whether the connection can carry another request.
-fn drain_buffered(e: &mut Exchange) -> bool {
-    let mut skipped = 0;
-    while !e.decoder.is_done() && skipped <= DRAIN_LIMIT {
-        let Ok(d) = e.decoder.decode(&e.rbuf[e.rpos..]) else {
-            return false;
-        };
-        if d.consumed == 0 {
-            return false;
-        }
-        skipped += d.data.len();
-        e.rpos += d.consumed;
-    }
-    e.decoder.is_done()
-}
-
-pub(crate) use exchange::write_some;

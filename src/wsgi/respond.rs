@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use std::os::fd::RawFd;
 
-use super::exchange::{IoFailure, Shared, sendfile_some};
+use super::exchange::{IoFailure, Shared};
 
 /// `wsgi.file_wrapper(filelike, blksize=8192)`.
 #[pyclass(module = "rgunicorn")]
@@ -113,14 +113,8 @@ pub(crate) fn start(
                 Err(_) => return Iterated::AppError(not_bytes(item)),
             }
         }
-        if total > 0 {
-            let mut e = ex.borrow_mut();
-            if !e.headers_sent {
-                if e.pending.is_none() {
-                    return Iterated::AppError(no_start_response());
-                }
-                e.send_head(Some(total));
-            }
+        if total > 0 && ex.borrow_mut().ensure_head(Some(total)).is_err() {
+            return Iterated::AppError(no_start_response());
         }
     }
     match result.try_iter() {
@@ -200,11 +194,8 @@ fn write_chunk(ex: &Shared, data: &[u8]) -> Result<(), Iterated> {
         return Ok(());
     }
     let mut e = ex.borrow_mut();
-    if !e.headers_sent {
-        if e.pending.is_none() {
-            return Err(Iterated::AppError(no_start_response()));
-        }
-        e.send_head(None);
+    if e.ensure_head(None).is_err() {
+        return Err(Iterated::AppError(no_start_response()));
     }
     e.write_body(data).map_err(Iterated::Io)
 }
@@ -212,11 +203,8 @@ fn write_chunk(ex: &Shared, data: &[u8]) -> Result<(), Iterated> {
 /// The body is over: an empty body with no head yet gets Content-Length: 0.
 fn end(ex: &Shared) -> Iterated {
     let mut e = ex.borrow_mut();
-    if !e.headers_sent {
-        if e.pending.is_none() {
-            return Iterated::AppError(no_start_response());
-        }
-        e.send_head(Some(0));
+    if e.ensure_head(Some(0)).is_err() {
+        return Iterated::AppError(no_start_response());
     }
     e.finish_body();
     Iterated::Complete
@@ -239,17 +227,14 @@ fn start_sendfile(py: Python<'_>, ex: &Shared, fw: &FileWrapper) -> Option<Itera
     let available = (size - offset).max(0) as u64;
     {
         let mut e = ex.borrow_mut();
-        if e.pending.is_none() && !e.headers_sent {
+        if e.ensure_head(Some(available)).is_err() {
             return Some(Iterated::AppError(no_start_response()));
         }
-        if !e.headers_sent {
-            e.send_head(Some(available));
-        }
-        if e.is_head {
+        if e.head_ctx.is_head {
             e.finish_body();
             return Some(Iterated::Complete);
         }
-        if e.framing != crate::http::response::Framing::Length(available) {
+        if e.response.framing() != Some(crate::http::response::Framing::Length(available)) {
             // Chunked, or a Content-Length that differs from the file: iterate.
             return None;
         }
@@ -273,20 +258,16 @@ fn pump_file(ex: &Shared, fd: RawFd, mut offset: i64, mut remaining: u64) -> Ite
         Ok(true) => {}
     }
     while remaining > 0 {
-        match sendfile_some(e.fd, fd, &mut offset, remaining) {
-            Ok(0) => break, // the file is shorter than it was: finish_body closes
-            Ok(n) => {
+        match crate::sockio::sendfile_some(e.fd, fd, &mut offset, remaining) {
+            Ok(Some(0)) => break, // the file is shorter than it was: finish_body closes
+            Ok(Some(n)) => {
                 remaining -= n;
-                e.body_bytes += n;
-                e.remaining -= n.min(e.remaining);
+                e.response.sent_directly(n);
             }
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                return parked(offset, remaining);
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(None) => return parked(offset, remaining),
             Err(err) => {
-                e.broken = true;
-                return Iterated::Io(super::exchange::classify(err));
+                e.response.break_off();
+                return Iterated::Io(err.into());
             }
         }
     }

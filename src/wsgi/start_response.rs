@@ -10,7 +10,8 @@ use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::exchange::{Pending, Shared, write_all};
+use super::exchange::{IoFailure, Shared};
+use super::response::Pending;
 use crate::http::head::Version;
 use crate::http::response::{is_hop_by_hop, valid_header_name, valid_header_value};
 
@@ -32,33 +33,29 @@ impl StartResponse {
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Writer> {
         let exc_info = exc_info.filter(|e| !e.is_none());
+        if let Some(info) = exc_info
+            && self.exchange.borrow().response.head_sent()
         {
-            let ex = self.exchange.borrow();
-            match exc_info {
-                Some(info) if ex.headers_sent => {
-                    // PEP 3333: too late to change the response; re-raise.
-                    let info = info.cast::<PyTuple>()?;
-                    let value = info.get_item(1)?;
-                    let tb = info.get_item(2)?;
-                    drop(ex);
-                    let err = PyErr::from_value(value);
-                    if !tb.is_none() {
-                        err.set_traceback(py, Some(tb.cast_into()?));
-                    }
-                    return Err(err);
-                }
-                None if ex.pending.is_some() || ex.headers_sent => {
-                    return Err(PyAssertionError::new_err("Response headers already set!"));
-                }
-                _ => {}
+            // PEP 3333: too late to change the response; re-raise.
+            let info = info.cast::<PyTuple>()?;
+            let err = PyErr::from_value(info.get_item(1)?);
+            let tb = info.get_item(2)?;
+            if !tb.is_none() {
+                err.set_traceback(py, Some(tb.cast_into()?));
             }
+            return Err(err);
         }
-        let pending = parse_response(status, headers)?;
+        if exc_info.is_none() && self.exchange.borrow().response.started() {
+            return Err(PyAssertionError::new_err("Response headers already set!"));
+        }
+        let (pending, must_close) = parse_response(status, headers)?;
         let mut ex = self.exchange.borrow_mut();
-        if pending.1 {
-            ex.must_close = true;
+        if must_close {
+            ex.response.close_after();
         }
-        ex.pending = Some(pending.0);
+        ex.response
+            .start(pending, exc_info.is_some())
+            .map_err(|_| PyAssertionError::new_err("Response headers already set!"))?;
         Ok(Writer {
             exchange: self.exchange.clone(),
         })
@@ -172,12 +169,8 @@ impl Writer {
         if ex.finished {
             return Err(PyValueError::new_err("write() after the response ended"));
         }
-        if !ex.headers_sent {
-            if ex.pending.is_none() {
-                return Err(PyAssertionError::new_err("write() before start_response"));
-            }
-            ex.send_head(None);
-        }
+        ex.ensure_head(None)
+            .map_err(|_| PyAssertionError::new_err("write() before start_response"))?;
         ex.write_body(data.as_bytes())?;
         // write() must not return before the data is on its way (PEP 3333).
         ex.flush(py)?;
@@ -212,14 +205,15 @@ impl EarlyHints {
         }
         block.extend_from_slice(b"\r\n");
         let ex = self.exchange.borrow();
-        if ex.finished || ex.headers_sent || ex.version == Version::Http10 {
+        if ex.finished || ex.response.head_sent() || ex.head_ctx.version == Version::Http10 {
             return Ok(());
         }
         let (fd, timeout) = (ex.fd, ex.io_timeout);
         drop(ex);
         // Nothing of the final response is buffered yet (its head is not
         // sent), so these bytes go out first, as 1xx responses must.
-        write_all(py, fd, &block, timeout)?;
+        py.detach(|| crate::sockio::send_blocking(fd, &block, timeout))
+            .map_err(IoFailure::from)?;
         Ok(())
     }
 }
