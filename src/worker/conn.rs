@@ -1,9 +1,25 @@
-//! One client connection of a worker: its buffers, where it is in the request
-//! cycle, and the non-blocking socket calls the event loop makes on it.
+//! One client connection of a worker: its buffers, and where it is in the
+//! request cycle as one [`Phase`] whose changes are methods (the shape of
+//! hyper's `proto/h1/conn.rs` state).
+//!
+//! ```text
+//!   accept → Idle ──bytes──▶ Reading ──head (+small body)──▶ app
+//!             ▲                                              │
+//!             │        ┌──── response written ◀── Writing ◀──┤ response buffered
+//!             └────────┤                                     │
+//!                      └──── parked: client reads slowly ◀───┘ Parked
+//!   any phase ──deadline / close──▶ Lingering ──EOF or LINGER──▶ closed
+//! ```
+//!
+//! Each phase carries the instant its clock started, and
+//! [`Conn::deadline`] is the one place a deadline is worked out from it: an
+//! idle connection gets `keepalive`, a request being read, written or parked
+//! gets `timeout` since its last progress, a lingering close [`LINGER`].
+//! Nothing here touches the socket except through `crate::sockio`.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::time::{Instant, SystemTime};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use crate::http::head::RequestHead;
 use crate::listen::Kind;
@@ -11,37 +27,54 @@ use crate::wsgi::{Body, ConnInfo, Parked};
 
 /// Bytes read per read(2).
 const READ_SIZE: usize = 16 * 1024;
+/// How long a lingering close waits for the client's EOF.
+pub(super) const LINGER: Duration = Duration::from_secs(2);
+/// During a graceful stop, how long after its last response an idle keep-alive
+/// connection may still deliver a request (about one slow round trip).
+pub(super) const IDLE_GRACE: Duration = Duration::from_secs(1);
 
-/// Where a connection is in its request cycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Phase {
-    /// Between requests; closed after `keepalive` seconds.
-    Idle,
-    /// Part of a request has arrived; closed after `timeout` seconds.
-    Reading,
-    /// Shut down for writing; input is discarded until EOF or the linger time.
-    Lingering,
+/// The worker's timeouts, as the phases' deadlines use them.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Timeouts {
+    /// `keepalive`: how long an idle connection stays open.
+    pub(super) idle: Duration,
+    /// `timeout`: how long a request may take to arrive or to be read.
+    pub(super) request: Duration,
+    /// A graceful stop is under way: idle connections get [`IDLE_GRACE`] at most.
+    pub(super) stopping: bool,
 }
 
-pub(super) struct Conn {
-    pub(super) fd: OwnedFd,
-    pub(super) info: ConnInfo,
-    pub(super) rbuf: Vec<u8>,
-    pub(super) rpos: usize,
-    pub(super) wbuf: Vec<u8>,
-    pub(super) wpos: usize,
-    /// A parsed head waiting for its small body to arrive.
-    pub(super) head: Option<RequestHead>,
-    pub(super) phase: Phase,
-    pub(super) deadline: Instant,
-    /// When the last response was handed to the socket buffer (or the
-    /// connection was accepted): a graceful stop waits its grace period from here.
-    pub(super) idle_since: Instant,
-    /// Close once `wbuf` is written.
-    pub(super) close_after_write: bool,
-    /// A response waiting for this client to read (the app's iterator or file
-    /// is resumed once the buffered output is written).
-    pub(super) in_flight: Option<InFlight>,
+/// What happens once the buffered output is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AfterWrite {
+    /// Read the next request.
+    NextRequest,
+    /// End the connection (the response said `Connection: close`).
+    Close,
+}
+
+/// Where a connection is in its request cycle.
+pub(super) enum Phase {
+    /// Between requests, since the last response was handed to the socket (or
+    /// the connection was accepted).
+    Idle { since: Instant },
+    /// Part of a request has arrived since `since`; `head` once it is parsed
+    /// and its small body is still on its way.
+    Reading {
+        since: Instant,
+        head: Option<RequestHead>,
+    },
+    /// A complete response waits in the write buffer; `since` is the last
+    /// progress writing it.
+    Writing { since: Instant, then: AfterWrite },
+    /// A response waits for this client to read; the app's iterator or file is
+    /// resumed once the buffered output is written.
+    Parked {
+        since: Instant,
+        in_flight: Box<InFlight>,
+    },
+    /// Shut down for writing; input is discarded until EOF or [`LINGER`].
+    Lingering { since: Instant },
 }
 
 /// A parked response and what its access log line needs.
@@ -49,91 +82,177 @@ pub(super) struct InFlight {
     pub(super) parked: Parked,
     pub(super) body: Body,
     pub(super) head: RequestHead,
-    pub(super) started: SystemTime,
-    pub(super) clock: Instant,
+    pub(super) started: super::dispatch::Started,
 }
 
-/// Write buffered output. Ok(true) when all is written.
-pub(super) fn flush(conn: &mut Conn) -> io::Result<bool> {
-    while conn.wpos < conn.wbuf.len() {
-        match crate::sockio::send_some(conn.fd.as_raw_fd(), &conn.wbuf[conn.wpos..])? {
-            Some(n) => conn.wpos += n,
-            None => return Ok(false),
-        }
-    }
-    conn.wbuf.clear();
-    conn.wpos = 0;
-    Ok(true)
+/// One accepted connection.
+pub(super) struct Conn {
+    pub(super) fd: OwnedFd,
+    pub(super) info: ConnInfo,
+    /// Bytes read and not consumed yet start at `rpos`.
+    pub(super) rbuf: Vec<u8>,
+    pub(super) rpos: usize,
+    /// Output not written yet starts at `wpos`.
+    pub(super) wbuf: Vec<u8>,
+    pub(super) wpos: usize,
+    pub(super) phase: Phase,
 }
 
-/// Read once into the connection buffer. Ok(0) is EOF.
-pub(super) fn fill(conn: &mut Conn) -> io::Result<usize> {
-    if conn.rpos > 0 && conn.rpos == conn.rbuf.len() {
-        conn.rbuf.clear();
-        conn.rpos = 0;
-    }
-    let start = conn.rbuf.len();
-    // Read into spare capacity: zero-filling 16 KiB per read showed up in profiles.
-    conn.rbuf.reserve(READ_SIZE);
-    loop {
-        // SAFETY: `reserve` guarantees READ_SIZE writable bytes after `start`;
-        // read(2) writes at most that many.
-        let n = unsafe {
-            libc::read(
-                conn.fd.as_raw_fd(),
-                conn.rbuf.as_mut_ptr().add(start).cast(),
-                READ_SIZE,
-            )
-        };
-        if n >= 0 {
-            // SAFETY: read(2) initialised exactly `n` bytes after `start`.
-            unsafe { conn.rbuf.set_len(start + n as usize) };
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-pub(super) fn set_nodelay(fd: RawFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: fd is a live TCP socket; the option value is a local c_int.
-    unsafe {
-        libc::setsockopt(
+impl Conn {
+    /// A connection just accepted: idle since `now`.
+    pub(super) fn new(fd: OwnedFd, info: ConnInfo, now: Instant) -> Conn {
+        Conn {
             fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+            info,
+            rbuf: Vec::new(),
+            rpos: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            phase: Phase::Idle { since: now },
+        }
     }
-}
 
-pub(super) fn unsafe_zeroed() -> libc::sockaddr_storage {
-    // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
+    /// When this connection must be ended if nothing happens first.
+    pub(super) fn deadline(&self, t: &Timeouts) -> Instant {
+        match &self.phase {
+            Phase::Idle { since } if t.stopping => *since + t.idle.min(IDLE_GRACE),
+            Phase::Idle { since } => *since + t.idle,
+            Phase::Reading { since, .. }
+            | Phase::Writing { since, .. }
+            | Phase::Parked { since, .. } => *since + t.request,
+            Phase::Lingering { since } => *since + LINGER,
+        }
+    }
+
+    /// Bytes of a request arrived: an idle connection starts its request clock.
+    pub(super) fn bytes_arrived(&mut self, now: Instant) {
+        if let Phase::Idle { .. } = self.phase {
+            self.phase = Phase::Reading {
+                since: now,
+                head: None,
+            };
+        }
+    }
+
+    /// A response is complete in the write buffer (or already written):
+    /// write it, then read the next request or close.
+    pub(super) fn response_done(&mut self, keep_alive: bool, now: Instant) {
+        self.phase = Phase::Writing {
+            since: now,
+            then: if keep_alive {
+                AfterWrite::NextRequest
+            } else {
+                AfterWrite::Close
+            },
+        };
+    }
+
+    /// The app's response waits for the client to read.
+    pub(super) fn park(&mut self, in_flight: InFlight, now: Instant) {
+        self.phase = Phase::Parked {
+            since: now,
+            in_flight: Box::new(in_flight),
+        };
+    }
+
+    /// Take a parked response to resume it (the phase becomes Writing until
+    /// it settles again).
+    pub(super) fn unpark(&mut self, now: Instant) -> Option<Box<InFlight>> {
+        match std::mem::replace(
+            &mut self.phase,
+            Phase::Writing {
+                since: now,
+                then: AfterWrite::NextRequest,
+            },
+        ) {
+            Phase::Parked { in_flight, .. } => Some(in_flight),
+            other => {
+                self.phase = other;
+                None
+            }
+        }
+    }
+
+    /// Writing made progress but the socket is full again: restart its clock.
+    pub(super) fn write_progress(&mut self, now: Instant) {
+        if let Phase::Writing { since, .. } | Phase::Parked { since, .. } = &mut self.phase {
+            *since = now;
+        }
+    }
+
+    /// Everything buffered is written: what the response decided comes next.
+    /// The keep-alive clock starts now.
+    pub(super) fn written(&mut self, now: Instant) -> AfterWrite {
+        match self.phase {
+            Phase::Writing { then, .. } => {
+                if then == AfterWrite::NextRequest {
+                    self.phase = Phase::Idle { since: now };
+                }
+                then
+            }
+            _ => AfterWrite::NextRequest,
+        }
+    }
+
+    /// Start a lingering close; false when it had already started.
+    pub(super) fn start_linger(&mut self, now: Instant) -> bool {
+        if let Phase::Lingering { .. } = self.phase {
+            return false;
+        }
+        self.phase = Phase::Lingering { since: now };
+        self.rbuf = Vec::new();
+        self.rpos = 0;
+        self.wbuf = Vec::new();
+        self.wpos = 0;
+        true
+    }
+
+    /// Write buffered output without waiting. Ok(true) when all is written.
+    ///
+    /// # Errors
+    /// The client reset the connection.
+    pub(super) fn flush(&mut self) -> io::Result<bool> {
+        self.wpos += crate::sockio::send_available(self.fd.as_raw_fd(), &self.wbuf[self.wpos..])?;
+        if self.wpos < self.wbuf.len() {
+            return Ok(false);
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        Ok(true)
+    }
+
+    /// Output is waiting to be written.
+    pub(super) fn has_output(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
+    /// Read once into the connection buffer. `Ok(Some(0))` is EOF, `Ok(None)`
+    /// that nothing is there now.
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub(super) fn fill(&mut self) -> crate::sockio::Progress<usize> {
+        if self.rpos > 0 && self.rpos == self.rbuf.len() {
+            self.rbuf.clear();
+            self.rpos = 0;
+        }
+        crate::sockio::read_some(self.fd.as_raw_fd(), &mut self.rbuf, READ_SIZE)
+    }
 }
 
 /// Environ address strings for an accepted connection.
-pub(super) fn conn_info(
-    kind: &Kind,
-    fd: RawFd,
-    storage: &libc::sockaddr_storage,
-    len: libc::socklen_t,
-) -> ConnInfo {
+pub(super) fn conn_info(kind: &Kind, accepted: &crate::sockio::Accepted) -> ConnInfo {
     let (server_name, server_port) = match kind {
         // A wildcard listener (0.0.0.0, ::) says nothing useful: name the
         // address this connection actually reached.
         Kind::Tcp(sa) if sa.ip().is_unspecified() => {
-            let local = local_addr(fd).unwrap_or(*sa);
+            let local = crate::sockio::local_addr(accepted.fd.as_raw_fd()).unwrap_or(*sa);
             (local.ip().to_string(), local.port().to_string())
         }
         Kind::Tcp(sa) => (sa.ip().to_string(), sa.port().to_string()),
         Kind::Unix(path) => (path.to_string_lossy().into_owned(), String::new()),
     };
-    let (remote_addr, remote_port) = match peer_addr(storage, len) {
+    let (remote_addr, remote_port) = match accepted.peer {
         Some(sa) => (sa.ip().to_string(), sa.port().to_string()),
         None => (String::new(), String::new()),
     };
@@ -145,57 +264,116 @@ pub(super) fn conn_info(
     }
 }
 
-/// The local address of a connected TCP socket.
-fn local_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
-    let mut storage = unsafe_zeroed();
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: storage/len describe a valid, writable sockaddr buffer; fd is a
-    // live socket owned by the caller.
-    let r = unsafe {
-        libc::getsockname(
-            fd,
-            (&mut storage as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return None;
-    }
-    peer_addr(&storage, len)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
 
-/// The peer's IP address and port, for AF_INET and AF_INET6 (None for unix).
-pub(super) fn peer_addr(
-    storage: &libc::sockaddr_storage,
-    len: libc::socklen_t,
-) -> Option<std::net::SocketAddr> {
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-    let len = len as usize;
-    match i32::from(storage.ss_family) {
-        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the family says the storage holds a sockaddr_in, and it is
-            // large and aligned enough for one.
-            let sin =
-                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
+    fn conn(now: Instant) -> Conn {
+        let (a, _b) = UnixStream::pair().unwrap();
+        Conn::new(OwnedFd::from(a), ConnInfo::default(), now)
+    }
+
+    const T: Timeouts = Timeouts {
+        idle: Duration::from_secs(2),
+        request: Duration::from_secs(30),
+        stopping: false,
+    };
+
+    #[derive(Debug)]
+    enum Step {
+        Bytes,
+        Done { keep_alive: bool },
+        Progress,
+        Written(AfterWrite),
+        Linger,
+    }
+
+    /// Run the steps one second apart; after each, the deadline relative to
+    /// the start.
+    fn deadlines(steps: &[Step], t: Timeouts) -> Vec<u64> {
+        let t0 = Instant::now();
+        let mut c = conn(t0);
+        let mut out = Vec::new();
+        for (i, step) in steps.iter().enumerate() {
+            let now = t0 + Duration::from_secs(i as u64 + 1);
+            match step {
+                Step::Bytes => c.bytes_arrived(now),
+                Step::Done { keep_alive } => c.response_done(*keep_alive, now),
+                Step::Progress => c.write_progress(now),
+                Step::Written(want) => assert_eq!(c.written(now), *want, "{steps:?}"),
+                Step::Linger => assert!(c.start_linger(now)),
+            }
+            out.push((c.deadline(&t) - t0).as_secs());
         }
-        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for sockaddr_in6.
-            let sin6 = unsafe {
-                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
-            };
-            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
+        out
+    }
+
+    #[test]
+    fn each_phase_has_its_own_clock() {
+        use Step::*;
+        let cases: &[(&[Step], &[u64])] = &[
+            // Bytes start the request clock once; more bytes do not extend it.
+            (&[Bytes, Bytes], &[31, 31]),
+            // A response being written gets `timeout` since its last progress,
+            // then the keep-alive clock starts when it is out.
+            (
+                &[
+                    Bytes,
+                    Done { keep_alive: true },
+                    Progress,
+                    Written(AfterWrite::NextRequest),
+                ],
+                &[31, 32, 33, 6],
+            ),
+            // A closing response lingers after it is written.
+            (
+                &[
+                    Bytes,
+                    Done { keep_alive: false },
+                    Written(AfterWrite::Close),
+                    Linger,
+                ],
+                &[31, 32, 32, 6],
+            ),
+        ];
+        for (steps, want) in cases {
+            assert_eq!(deadlines(steps, T), *want, "{steps:?}");
         }
-        _ => None,
+    }
+
+    #[test]
+    fn stopping_gives_idle_connections_only_the_grace_period() {
+        let t0 = Instant::now();
+        let c = conn(t0);
+        let stopping = Timeouts {
+            stopping: true,
+            ..T
+        };
+        assert_eq!(c.deadline(&stopping), t0 + IDLE_GRACE);
+        assert!(matches!(c.phase, Phase::Idle { .. }));
+        let mut busy = conn(t0);
+        busy.bytes_arrived(t0);
+        assert_eq!(busy.deadline(&stopping), t0 + T.request);
+        assert!(matches!(busy.phase, Phase::Reading { .. }));
+    }
+
+    #[test]
+    fn lingering_starts_once_and_drops_the_buffers() {
+        let t0 = Instant::now();
+        let mut c = conn(t0);
+        c.wbuf.extend_from_slice(b"unsent");
+        assert!(c.start_linger(t0));
+        assert!(!c.start_linger(t0 + LINGER));
+        assert!(!c.has_output());
+        assert_eq!(c.deadline(&T), t0 + LINGER);
+    }
+
+    #[test]
+    fn unpark_without_a_parked_response_changes_nothing() {
+        let t0 = Instant::now();
+        let mut c = conn(t0);
+        assert!(c.unpark(t0).is_none());
+        assert!(matches!(c.phase, Phase::Idle { .. }));
     }
 }

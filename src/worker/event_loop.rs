@@ -25,7 +25,7 @@
 //! already be on the wire, before lingering them shut.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -37,24 +37,18 @@ use crate::arbiter::heartbeat::Slot;
 use crate::arbiter::signals::{Event, SignalPipe};
 use crate::config::{Config, HeaderMap};
 use crate::http::head::{self, BodyKind, Limits, RequestHead};
-use crate::http::response;
 use crate::listen::{Kind, Listener};
-use crate::log::access::{AccessLog, Entry};
-use crate::wsgi::{ConnInfo, ConnIo, Handled, Outcome, Wsgi};
+use crate::log::access::AccessLog;
+use crate::wsgi::{ConnInfo, Wsgi};
 
 use super::abort::AbortFlag;
-use super::conn::{Conn, InFlight, Phase, conn_info, fill, flush, set_nodelay, unsafe_zeroed};
+use super::conn::{AfterWrite, Conn, InFlight, Phase, Timeouts, conn_info};
 use super::reload::Watcher;
 
 /// Token of the signal pipe; the reload watcher, listeners, then connections.
 const SIGNAL: Token = Token(0);
 const RELOAD: Token = Token(1);
 const LISTENER_BASE: usize = 2;
-/// How long a lingering close waits for the client's EOF.
-const LINGER: Duration = Duration::from_secs(2);
-/// During a graceful stop, how long after its last response an idle keep-alive
-/// connection may still deliver a request (about one slow round trip).
-const IDLE_GRACE: Duration = Duration::from_secs(1);
 /// Poll interval while stopping, so grace and linger deadlines are kept closely.
 const STOPPING_TICK: Duration = Duration::from_millis(50);
 /// Source files often change in bursts (create, write, rename): wait this long
@@ -87,7 +81,7 @@ pub(super) enum Stop {
 
 /// Why a worker stops taking new work; logged once.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Retire {
+pub(super) enum Retire {
     /// SIGTERM from the master.
     Term,
     /// This worker served its `max_requests` (plus jitter).
@@ -98,33 +92,33 @@ enum Retire {
 
 /// A worker's serving state.
 pub(super) struct Server<'a> {
-    config: &'a Config,
+    pub(super) config: &'a Config,
     poll: Poll,
     listeners: Vec<Option<Listener>>,
-    conns: Vec<Option<Conn>>,
+    pub(super) conns: Vec<Option<Conn>>,
     free: Vec<usize>,
-    wsgi: Wsgi<'a>,
-    access: Option<AccessLog>,
-    limits: Limits,
+    pub(super) wsgi: Wsgi<'a>,
+    pub(super) access: Option<AccessLog>,
+    pub(super) limits: Limits,
     /// TERM received: accept nothing new, finish what is in flight.
-    stopping: bool,
+    pub(super) stopping: bool,
     /// Stopped accepting at worker_connections; resume when one closes.
     at_capacity: bool,
     last_sweep: Instant,
     /// Shared-memory liveness slot the master watches.
-    heartbeat: Slot,
+    pub(super) heartbeat: Slot,
     /// Requests handed to the app so far.
-    served: u64,
+    pub(super) served: u64,
     /// Stop after this many requests (`max_requests` plus this worker's jitter).
-    max_requests: Option<u64>,
+    pub(super) max_requests: Option<u64>,
     /// Source files to watch (`--reload`).
     reload: Option<Watcher>,
     /// A watched file changed: stop once this instant passes.
     reload_at: Option<Instant>,
     /// Set by the SIGABRT handler (it may run inside the app).
-    abort: AbortFlag,
+    pub(super) abort: AbortFlag,
     /// SIGABRT was handled: leave the loop now.
-    aborted: bool,
+    pub(super) aborted: bool,
 }
 
 impl<'a> Server<'a> {
@@ -287,7 +281,7 @@ impl<'a> Server<'a> {
 
     /// Stop accepting and let every request already sent finish; idle
     /// connections get [`IDLE_GRACE`] for one last request.
-    fn begin_stop(&mut self, why: Retire) {
+    pub(super) fn begin_stop(&mut self, why: Retire) {
         if self.stopping {
             return;
         }
@@ -306,11 +300,7 @@ impl<'a> Server<'a> {
                     .deregister(&mut SourceFd(&l.fd.as_raw_fd()));
             }
         }
-        for c in self.conns.iter_mut().flatten() {
-            if c.phase == Phase::Idle {
-                c.deadline = c.deadline.min(c.idle_since + IDLE_GRACE);
-            }
-        }
+        // Idle connections now get only the grace period: see `Conn::deadline`.
     }
 
     fn accept(&mut self, index: usize) {
@@ -327,37 +317,21 @@ impl<'a> Server<'a> {
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return;
             };
-            let lfd = listener.fd.as_raw_fd();
             let kind = listener.kind.clone();
-            let mut storage: libc::sockaddr_storage = unsafe_zeroed();
-            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            // SAFETY: storage/len describe a valid, writable sockaddr buffer.
-            let fd = unsafe {
-                libc::accept4(
-                    lfd,
-                    (&mut storage as *mut libc::sockaddr_storage).cast(),
-                    &mut len,
-                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => return,
-                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => continue,
-                    _ => {
-                        // EMFILE and friends: back off until the next readiness edge.
-                        crate::log::error(&format!("accept failed: {e}"));
-                        return;
-                    }
+            let accepted = match crate::sockio::accept(listener.fd.as_raw_fd()) {
+                Ok(Some(a)) => a,
+                Ok(None) => return,
+                Err(e) => {
+                    // EMFILE and friends: back off until the next readiness edge.
+                    crate::log::error(&format!("accept failed: {e}"));
+                    return;
                 }
-            }
-            // SAFETY: accept4 returned a new descriptor that nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            let info = conn_info(&kind, fd.as_raw_fd(), &storage, len);
+            };
+            let info = conn_info(&kind, &accepted);
             if matches!(kind, Kind::Tcp(_)) {
-                set_nodelay(fd.as_raw_fd());
+                crate::sockio::set_nodelay(accepted.fd.as_raw_fd());
             }
+            let fd = accepted.fd;
             self.add_conn(fd, info);
         }
     }
@@ -377,33 +351,25 @@ impl<'a> Server<'a> {
             self.free.push(slot);
             return;
         }
-        let now = Instant::now();
-        self.conns[slot] = Some(Conn {
-            in_flight: None,
-            fd,
-            info,
-            rbuf: Vec::new(),
-            rpos: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
-            head: None,
-            phase: Phase::Idle,
-            deadline: now + self.idle_timeout(),
-            idle_since: now,
-            close_after_write: false,
-        });
+        self.conns[slot] = Some(Conn::new(fd, info, Instant::now()));
     }
 
-    fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.config.keepalive.max(1))
+    /// The connection in `slot`, if it is still open.
+    pub(super) fn conn_mut(&mut self, slot: usize) -> Option<&mut Conn> {
+        self.conns.get_mut(slot).and_then(Option::as_mut)
     }
 
-    fn request_timeout(&self) -> Duration {
-        Duration::from_secs(if self.config.timeout == 0 {
-            3600
-        } else {
-            self.config.timeout
-        })
+    /// The deadlines' inputs, as this worker stands now.
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            idle: Duration::from_secs(self.config.keepalive.max(1)),
+            request: Duration::from_secs(if self.config.timeout == 0 {
+                3600
+            } else {
+                self.config.timeout
+            }),
+            stopping: self.stopping,
+        }
     }
 
     /// Forget a connection and close its socket at once. Only for connections
@@ -430,21 +396,13 @@ impl<'a> Server<'a> {
     /// End a connection without a reset: send our FIN after whatever was
     /// written, then discard input until the client's EOF (see the module doc).
     fn linger(&mut self, slot: usize) {
-        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+        let Some(c) = self.conn_mut(slot) else {
             return;
         };
-        if c.phase == Phase::Lingering {
+        if !c.start_linger(Instant::now()) {
             return;
         }
-        c.phase = Phase::Lingering;
-        c.deadline = Instant::now() + LINGER;
-        c.head = None;
-        c.rbuf = Vec::new();
-        c.rpos = 0;
-        c.wbuf = Vec::new();
-        c.wpos = 0;
-        // SAFETY: fd is a live socket owned by this connection.
-        if unsafe { libc::shutdown(c.fd.as_raw_fd(), libc::SHUT_WR) } != 0 {
+        if crate::sockio::shutdown_write(c.fd.as_raw_fd()).is_err() {
             return self.close(slot);
         }
         self.discard_input(slot);
@@ -455,98 +413,57 @@ impl<'a> Server<'a> {
         let Some(c) = self.conns.get(slot).and_then(Option::as_ref) else {
             return;
         };
-        let fd = c.fd.as_raw_fd();
-        let mut scratch = [0u8; 4096];
-        loop {
-            // SAFETY: scratch is a valid writable buffer of its length.
-            let n = unsafe { libc::read(fd, scratch.as_mut_ptr().cast(), scratch.len()) };
-            if n > 0 {
-                continue;
-            }
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => return,
-                    _ => {}
-                }
-            }
-            return self.close(slot);
+        if crate::sockio::discard_input(c.fd.as_raw_fd()) {
+            self.close(slot);
         }
     }
 
     /// End connections whose idle, read or linger deadline passed.
     fn sweep(&mut self, now: Instant) {
+        let t = self.timeouts();
         for i in 0..self.conns.len() {
             match self.conns[i].as_ref() {
-                Some(c) if c.deadline <= now && c.phase == Phase::Lingering => self.close(i),
-                Some(c) if c.deadline <= now => self.linger(i),
-                _ => {}
+                Some(c) if c.deadline(&t) > now => {}
+                Some(Conn {
+                    phase: Phase::Lingering { .. },
+                    ..
+                }) => self.close(i),
+                Some(_) => self.linger(i),
+                None => {}
             }
         }
     }
 
-    /// Drive one connection as far as it can go without blocking.
+    /// Drive one connection as far as it can go without blocking: write what
+    /// is buffered, then run the next complete request, then read more.
     fn service(&mut self, py: Python<'_>, slot: usize) {
-        let request_timeout = self.request_timeout();
-        let idle_timeout = if self.stopping {
-            self.idle_timeout().min(IDLE_GRACE)
-        } else {
-            self.idle_timeout()
-        };
         loop {
             if self.aborted {
                 return;
             }
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            let now = Instant::now();
+            let Some(conn) = self.conn_mut(slot) else {
                 return;
             };
-            if conn.phase == Phase::Lingering {
-                return self.discard_input(slot);
-            }
-            // 0. A parked response: write what it buffered, then let the app
-            // produce more. Nothing else happens on this connection meanwhile.
-            if let Some(mut in_flight) = conn.in_flight.take() {
-                match in_flight.parked.try_flush() {
-                    Err(_) => return self.close(slot),
-                    Ok(false) => {
-                        conn.deadline = Instant::now() + request_timeout;
-                        conn.in_flight = Some(in_flight);
-                        return; // wait for the writable edge
-                    }
-                    Ok(true) => {
-                        let InFlight {
-                            parked,
-                            body,
-                            head,
-                            started,
-                            clock,
-                        } = in_flight;
-                        self.heartbeat.beat();
-                        let handled = self.wsgi.resume(py, parked, body);
-                        self.settle(slot, handled, head, started, clock);
+            match conn.phase {
+                Phase::Lingering { .. } => return self.discard_input(slot),
+                Phase::Parked { .. } => {
+                    if self.resume_parked(py, slot) {
                         continue;
                     }
+                    return;
                 }
+                _ => {}
             }
             // 1. Output first: nothing new is read until the last response is out.
-            let pending = conn.wpos < conn.wbuf.len();
-            match flush(conn) {
-                Ok(true) if pending => {
-                    // The response is out: the keep-alive clock starts now.
-                    let now = Instant::now();
-                    conn.idle_since = now;
-                    conn.deadline = now + idle_timeout;
+            if conn.has_output() {
+                match conn.flush() {
+                    Ok(true) => {}
+                    Ok(false) => return conn.write_progress(now), // wait for the writable edge
+                    Err(_) => return self.close(slot),
                 }
-                Ok(true) => {}
-                Ok(false) => {
-                    // A slow reader is still being sent a response.
-                    conn.deadline = Instant::now() + request_timeout;
-                    return; // wait for the writable edge
-                }
-                Err(_) => return self.close(slot),
             }
-            if conn.close_after_write {
+            if conn.written(now) == AfterWrite::Close {
                 return self.linger(slot);
             }
             // 2. A complete request in the buffer?
@@ -556,58 +473,57 @@ impl<'a> Server<'a> {
                     continue;
                 }
                 Step::Error(status, reason) => {
-                    let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-                        return;
-                    };
-                    let mut date = response::DateCache::new();
-                    response::error_response(
-                        &mut conn.wbuf,
-                        status,
-                        reason,
-                        date.get(),
-                        self.config.server_header.as_bytes(),
-                    );
-                    conn.close_after_write = true;
-                    let line = RefusedLine::read(&conn.rbuf[conn.rpos..]);
-                    // Discard the rest of the input: it cannot be framed.
-                    conn.rbuf.clear();
-                    conn.rpos = 0;
-                    if let Some(access) = self.access.as_mut() {
-                        // A refused request is still a request the operator
-                        // wants to see, with the status it got.
-                        access.log(&Entry {
-                            remote_addr: &conn.info.remote_addr,
-                            method: &line.method,
-                            target: &line.target,
-                            protocol: &line.protocol,
-                            request_headers: &[],
-                            status,
-                            response_headers: &[],
-                            bytes: reason.len() as u64 + 1,
-                            started: SystemTime::now(),
-                            duration: Duration::ZERO,
-                            environ: &[],
-                            disconnected: false,
-                        });
-                    }
+                    self.refuse(slot, status, reason);
                     continue;
                 }
                 Step::NeedMore => {}
             }
             // 3. Read more.
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            let Some(conn) = self.conn_mut(slot) else {
                 return;
             };
-            match fill(conn) {
-                Ok(0) => return self.close(slot), // EOF
-                Ok(_) => {
-                    if conn.phase == Phase::Idle {
-                        conn.phase = Phase::Reading;
-                        conn.deadline = Instant::now() + request_timeout;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => return self.close(slot),
+            match conn.fill() {
+                Ok(Some(0)) | Err(_) => return self.close(slot), // EOF, or reset
+                Ok(Some(_)) => conn.bytes_arrived(now),
+                Ok(None) => return,
+            }
+        }
+    }
+
+    /// A parked response: write what it buffered, then let the app produce
+    /// more. Nothing else happens on this connection meanwhile. True when the
+    /// app ran again (the connection's phase moved on).
+    fn resume_parked(&mut self, py: Python<'_>, slot: usize) -> bool {
+        let now = Instant::now();
+        let Some(conn) = self.conn_mut(slot) else {
+            return false;
+        };
+        let Phase::Parked { in_flight, .. } = &mut conn.phase else {
+            return true;
+        };
+        match in_flight.parked.try_flush() {
+            Err(_) => {
+                self.close(slot);
+                false
+            }
+            Ok(false) => {
+                conn.write_progress(now); // wait for the writable edge
+                false
+            }
+            Ok(true) => {
+                let Some(in_flight) = conn.unpark(now) else {
+                    return true;
+                };
+                let InFlight {
+                    parked,
+                    body,
+                    head,
+                    started,
+                } = *in_flight;
+                self.heartbeat.beat();
+                let handled = self.wsgi.resume(py, parked, body);
+                self.settle(slot, handled, head, started);
+                true
             }
         }
     }
@@ -616,189 +532,46 @@ impl<'a> Server<'a> {
     fn next_request(&mut self, slot: usize) -> Step {
         let limits = self.limits;
         let refuse_underscores = self.config.header_map == HeaderMap::Refuse;
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+        let Some(conn) = self.conn_mut(slot) else {
             return Step::NeedMore;
         };
-        if conn.head.is_none() {
-            if conn.rpos >= conn.rbuf.len() {
-                return Step::NeedMore;
-            }
-            match head::parse(&conn.rbuf[conn.rpos..], &limits) {
+        let waiting = match &mut conn.phase {
+            Phase::Reading { head, .. } => head.take(),
+            _ => None,
+        };
+        let head = match waiting {
+            Some(h) => h,
+            None if conn.rpos >= conn.rbuf.len() => return Step::NeedMore,
+            None => match head::parse(&conn.rbuf[conn.rpos..], &limits) {
                 Ok(None) => return Step::NeedMore,
+                Ok(Some((h, _)))
+                    if refuse_underscores && h.headers.iter().any(|(n, _)| n.contains('_')) =>
+                {
+                    return Step::Error(400, "Bad Request");
+                }
                 Ok(Some((h, consumed))) => {
-                    if refuse_underscores && h.headers.iter().any(|(n, _)| n.contains('_')) {
-                        return Step::Error(400, "Bad Request");
-                    }
                     conn.rpos += consumed;
-                    conn.head = Some(h);
+                    h
                 }
                 Err(e) => {
                     crate::log::debug(&format!("bad request from {}: {e}", conn.info.remote_addr));
                     return Step::Error(e.status(), e.reason());
                 }
-            }
-        }
-        let Some(h) = conn.head.as_ref() else {
-            return Step::NeedMore;
+            },
         };
         // Small bodies are buffered here, so a slow uploader waits in the loop,
         // not in Python. With Expect: 100-continue the client waits for us.
-        if let BodyKind::Length(n) = h.body {
+        if let BodyKind::Length(n) = head.body {
             let buffered = (conn.rbuf.len() - conn.rpos) as u64;
-            if n <= BUFFER_BODY_LIMIT && buffered < n && !h.expect_continue {
+            if n <= BUFFER_BODY_LIMIT && buffered < n && !head.expect_continue {
+                conn.bytes_arrived(Instant::now());
+                if let Phase::Reading { head: waiting, .. } = &mut conn.phase {
+                    *waiting = Some(head);
+                }
                 return Step::NeedMore;
             }
         }
-        match conn.head.take() {
-            Some(h) => Step::Dispatch(h),
-            None => Step::NeedMore,
-        }
-    }
-
-    fn dispatch(&mut self, py: Python<'_>, slot: usize, head: RequestHead) {
-        self.served += 1;
-        if self.max_requests.is_some_and(|limit| self.served >= limit) {
-            self.begin_stop(Retire::MaxRequests);
-        }
-        let limits = self.limits;
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
-        // While stopping, a connection stays open only for requests the client
-        // has already sent: the last of them is answered with Connection: close.
-        let keep_alive_allowed = self.config.keepalive > 0
-            && (!self.stopping || pipelined_after(&conn.rbuf, conn.rpos, &head, &limits));
-        self.heartbeat.beat();
-        self.heartbeat.set_request(&head.method, &head.target);
-        self.heartbeat.count_request();
-        let started = SystemTime::now();
-        let clock = Instant::now();
-        let io = ConnIo {
-            fd: conn.fd.as_raw_fd(),
-            rbuf: std::mem::take(&mut conn.rbuf),
-            rpos: conn.rpos,
-            wbuf: std::mem::take(&mut conn.wbuf),
-        };
-        let handled = self
-            .wsgi
-            .handle(py, &head, &conn.info, io, keep_alive_allowed);
-        self.heartbeat.clear_request();
-        self.heartbeat.beat();
-        self.settle(slot, handled, head, started, clock);
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
-        // The SIGABRT handler ran inside the app (its SystemExit came back as
-        // the app's error): leave without serving anything else.
-        if self.abort.is_raised() {
-            self.aborted = true;
-            // Best effort, without waiting: the 500 the app error produced.
-            let _ = flush(conn);
-        }
-    }
-}
-
-impl Server<'_> {
-    /// After the app ran (or resumed): complete the response, or park it on the
-    /// connection until the client has read what is buffered.
-    fn settle(
-        &mut self,
-        slot: usize,
-        handled: Handled,
-        head: RequestHead,
-        started: SystemTime,
-        clock: Instant,
-    ) {
-        match handled {
-            Handled::Done(outcome) => self.complete(slot, &head, outcome, started, clock),
-            Handled::Parked(parked, body) => {
-                let request_timeout = self.request_timeout();
-                if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
-                    // Not idle: a graceful stop waits for it like any request.
-                    conn.phase = Phase::Reading;
-                    conn.deadline = Instant::now() + request_timeout;
-                    conn.in_flight = Some(InFlight {
-                        parked,
-                        body,
-                        head,
-                        started,
-                        clock,
-                    });
-                }
-            }
-        }
-    }
-
-    /// A response is complete: take the buffers back, decide keep-alive, log it.
-    fn complete(
-        &mut self,
-        slot: usize,
-        head: &RequestHead,
-        outcome: Outcome,
-        started: SystemTime,
-        clock: Instant,
-    ) {
-        let request_timeout = self.request_timeout();
-        let stopping = self.stopping;
-        let keepalive = self.config.keepalive;
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
-        conn.rbuf = outcome.io.rbuf;
-        conn.rpos = outcome.io.rpos;
-        conn.wbuf = outcome.io.wbuf;
-        conn.wpos = 0;
-        if conn.rpos >= conn.rbuf.len() {
-            conn.rbuf.clear();
-            conn.rpos = 0;
-        }
-        if !outcome.keep_alive {
-            conn.close_after_write = true;
-        }
-        let now = Instant::now();
-        conn.phase = Phase::Idle;
-        conn.idle_since = now;
-        conn.deadline = if conn.wbuf.is_empty() {
-            let idle = Duration::from_secs(keepalive.max(1));
-            now + if stopping { idle.min(IDLE_GRACE) } else { idle }
-        } else {
-            // Part of the response waits for the socket: see `service`.
-            now + request_timeout
-        };
-        if let Some(access) = self.access.as_mut() {
-            access.log(&Entry {
-                remote_addr: &conn.info.remote_addr,
-                method: &head.method,
-                target: &head.target,
-                protocol: head.version.as_str(),
-                request_headers: &head.headers,
-                status: outcome.status,
-                response_headers: &outcome.headers,
-                bytes: outcome.body_bytes,
-                started,
-                duration: clock.elapsed(),
-                environ: &outcome.environ_values,
-                disconnected: outcome.disconnected,
-            });
-        }
-    }
-}
-
-/// True when the buffer already holds another complete request head after
-/// `head`'s body (which starts at `rpos`), so a stopping worker can still answer
-/// it on this connection.
-fn pipelined_after(rbuf: &[u8], rpos: usize, head: &RequestHead, limits: &Limits) -> bool {
-    let body = match head.body {
-        BodyKind::Empty => 0,
-        BodyKind::Length(n) => n,
-        BodyKind::Chunked => return false,
-    };
-    let next = usize::try_from(body).ok().and_then(|b| rpos.checked_add(b));
-    match next {
-        Some(next) if next < rbuf.len() => {
-            matches!(head::parse(&rbuf[next..], limits), Ok(Some(_)))
-        }
-        _ => false,
+        Step::Dispatch(head)
     }
 }
 
@@ -832,36 +605,6 @@ fn splitmix64(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// What can be read of the request line of a request the parser refused, for
-/// its access log line (the access log escapes whatever bytes it holds).
-struct RefusedLine {
-    method: String,
-    target: String,
-    protocol: String,
-}
-
-impl RefusedLine {
-    /// Longest request line quoted in the log.
-    const MAX: usize = 1024;
-
-    fn read(buf: &[u8]) -> RefusedLine {
-        let start = buf.iter().position(|&b| b != b'\r' && b != b'\n');
-        let buf = &buf[start.unwrap_or(buf.len())..];
-        let buf = &buf[..buf.len().min(Self::MAX)];
-        let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        // Latin-1, like every other request string: one char per byte.
-        let text: String = line.iter().map(|&b| char::from(b)).collect();
-        let mut parts = text.splitn(3, ' ');
-        let mut part = || parts.next().unwrap_or("").to_owned();
-        RefusedLine {
-            method: part(),
-            target: part(),
-            protocol: part(),
-        }
-    }
-}
-
 enum Step {
     Dispatch(RequestHead),
     Error(u16, &'static str),
@@ -871,10 +614,6 @@ enum Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parsed(bytes: &[u8]) -> (RequestHead, usize) {
-        head::parse(bytes, &Limits::default()).unwrap().unwrap()
-    }
 
     #[test]
     fn no_request_limit_without_max_requests() {
@@ -897,34 +636,5 @@ mod tests {
             .map(|pid| request_limit(1000, 100, pid << 32).unwrap())
             .collect();
         assert!(limits.len() > 20, "{limits:?}");
-    }
-
-    #[test]
-    fn a_buffered_pipelined_request_keeps_a_stopping_connection_open() {
-        let buf = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
-        let (h, used) = parsed(buf);
-        assert!(pipelined_after(buf, used, &h, &Limits::default()));
-    }
-
-    #[test]
-    fn the_last_buffered_request_closes_a_stopping_connection() {
-        let buf = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHo";
-        let (h, used) = parsed(buf);
-        assert!(!pipelined_after(buf, used, &h, &Limits::default()));
-        let one = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
-        let (h, used) = parsed(one);
-        assert!(!pipelined_after(one, used, &h, &Limits::default()));
-    }
-
-    #[test]
-    fn pipelined_requests_are_found_after_a_buffered_body() {
-        let buf =
-            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\n";
-        let (h, used) = parsed(buf);
-        assert!(pipelined_after(buf, used, &h, &Limits::default()));
-        // Body not fully buffered: the next request's start is unknown.
-        let short = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\nabc";
-        let (h, used) = parsed(short);
-        assert!(!pipelined_after(short, used, &h, &Limits::default()));
     }
 }

@@ -12,6 +12,7 @@
 
 mod abort;
 mod conn;
+mod dispatch;
 mod event_loop;
 mod reload;
 
