@@ -203,26 +203,7 @@ fn step(state: State, b: u8) -> Result<State, ParseError> {
             size,
             has_digits,
             line,
-        } => {
-            let line = size_line_byte(line, b)?;
-            match (hex_value(b), b) {
-                (Some(v), _) => {
-                    if size > u64::MAX >> 4 {
-                        return Err(ParseError::InvalidChunk("chunk size overflows 64 bits"));
-                    }
-                    State::Size {
-                        size: size << 4 | v,
-                        has_digits: true,
-                        line,
-                    }
-                }
-                _ if !has_digits => return Err(ParseError::InvalidChunk("missing chunk size")),
-                (None, b' ' | b'\t') => State::SizeWs { size, line },
-                (None, b';') => State::Extension { size, line },
-                (None, b'\r') => State::SizeLf { size },
-                _ => return Err(ParseError::InvalidChunk("invalid byte in chunk size")),
-            }
-        }
+        } => size_byte(size, has_digits, size_line_byte(line, b)?, b)?,
         State::SizeWs { size, line } => {
             let line = size_line_byte(line, b)?;
             match b {
@@ -250,6 +231,45 @@ fn step(state: State, b: u8) -> Result<State, ParseError> {
         State::DataCr | State::DataLf => {
             return Err(ParseError::InvalidChunk("chunk data not followed by crlf"));
         }
+        State::TrailerStart { .. } | State::TrailerName { .. } | State::TrailerLf { .. } => {
+            trailer_byte(state, b)?
+        }
+        State::EndLf if b == b'\n' => State::Done,
+        State::EndLf => return Err(ParseError::InvalidChunk("last chunk not followed by crlf")),
+        // Handled by the caller without stepping; kept total for `match`.
+        State::Length { .. }
+        | State::Data { .. }
+        | State::Extension { .. }
+        | State::TrailerValue { .. }
+        | State::Done => state,
+    };
+    Ok(next)
+}
+
+/// One byte of the chunk-size digits (`line` already counts it).
+fn size_byte(size: u64, has_digits: bool, line: usize, b: u8) -> Result<State, ParseError> {
+    Ok(match (hex_value(b), b) {
+        (Some(v), _) => {
+            if size > u64::MAX >> 4 {
+                return Err(ParseError::InvalidChunk("chunk size overflows 64 bits"));
+            }
+            State::Size {
+                size: size << 4 | v,
+                has_digits: true,
+                line,
+            }
+        }
+        _ if !has_digits => return Err(ParseError::InvalidChunk("missing chunk size")),
+        (None, b' ' | b'\t') => State::SizeWs { size, line },
+        (None, b';') => State::Extension { size, line },
+        (None, b'\r') => State::SizeLf { size },
+        _ => return Err(ParseError::InvalidChunk("invalid byte in chunk size")),
+    })
+}
+
+/// One byte of the trailer section outside a field value.
+fn trailer_byte(state: State, b: u8) -> Result<State, ParseError> {
+    Ok(match state {
         State::TrailerStart { total } => match b {
             b'\r' => State::EndLf,
             _ if is_token_byte(b) => State::TrailerName {
@@ -268,17 +288,8 @@ fn step(state: State, b: u8) -> Result<State, ParseError> {
         State::TrailerLf { total } if b == b'\n' => State::TrailerStart {
             total: trailer_total(total, 1)?,
         },
-        State::TrailerLf { .. } => return Err(ParseError::InvalidTrailer),
-        State::EndLf if b == b'\n' => State::Done,
-        State::EndLf => return Err(ParseError::InvalidChunk("last chunk not followed by crlf")),
-        // Handled by the caller without stepping; kept total for `match`.
-        State::Length { .. }
-        | State::Data { .. }
-        | State::Extension { .. }
-        | State::TrailerValue { .. }
-        | State::Done => state,
-    };
-    Ok(next)
+        _ => return Err(ParseError::InvalidTrailer),
+    })
 }
 
 fn hex_value(b: u8) -> Option<u64> {

@@ -107,50 +107,8 @@ impl EnvironBuilder {
         if !conn.remote_port.is_empty() {
             env.set_item(intern!(py, "REMOTE_PORT"), conn.remote_port.as_str())?;
         }
-        let (mut server_name, mut server_port) =
-            (conn.server_name.as_str(), conn.server_port.as_str());
-        let mut host_value = None;
-        for (name, value) in &head.headers {
-            if name.contains('_') && !self.pass_underscores {
-                continue;
-            }
-            let value = latin1_str(value);
-            if name.eq_ignore_ascii_case("content-type") {
-                env.set_item(intern!(py, "CONTENT_TYPE"), &value)?;
-                continue;
-            }
-            if name.eq_ignore_ascii_case("content-length") {
-                env.set_item(intern!(py, "CONTENT_LENGTH"), value.trim())?;
-                continue;
-            }
-            if name.eq_ignore_ascii_case("host") && host_value.is_none() {
-                host_value = Some(value.clone());
-            }
-            let key = self.header_key(py, name);
-            let key = key.bind(py);
-            match env.get_item(key)? {
-                // Repeated headers are joined with a comma (RFC 9110 §5.3).
-                Some(prev) => {
-                    let joined = format!("{},{}", prev.extract::<&str>()?, value);
-                    env.set_item(key, joined)?;
-                }
-                None => env.set_item(key, value)?,
-            }
-        }
-        // As Gunicorn: a TCP listener's own address names the server (the Host
-        // header is the client's claim, and apps read it as HTTP_HOST). A unix
-        // socket has no address to offer, so there the Host header names it,
-        // and a port that is not a number is not passed on.
-        if conn.server_port.is_empty()
-            && let Some(host) = &host_value
-        {
-            let (name, port) = split_host(host);
-            server_name = name;
-            server_port = match port {
-                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p,
-                _ => "80",
-            };
-        }
+        let host = self.add_headers(py, &env, head)?;
+        let (server_name, server_port) = server_address(conn, host.as_deref());
         env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
         env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
         env.set_item(intern!(py, "wsgi.input"), Input::new(ex.clone()))?;
@@ -167,6 +125,45 @@ impl EnvironBuilder {
             },
         )?;
         Ok(env)
+    }
+
+    /// The request headers as `HTTP_*` keys (CONTENT_TYPE and CONTENT_LENGTH
+    /// without the prefix), latin-1 decoded; returns the first Host value.
+    fn add_headers(
+        &self,
+        py: Python<'_>,
+        env: &Bound<'_, PyDict>,
+        head: &RequestHead,
+    ) -> PyResult<Option<String>> {
+        let mut host = None;
+        for (name, value) in &head.headers {
+            if name.contains('_') && !self.pass_underscores {
+                continue;
+            }
+            let value = latin1_str(value);
+            if name.eq_ignore_ascii_case("content-type") {
+                env.set_item(intern!(py, "CONTENT_TYPE"), &value)?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case("content-length") {
+                env.set_item(intern!(py, "CONTENT_LENGTH"), value.trim())?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case("host") && host.is_none() {
+                host = Some(value.clone());
+            }
+            let key = self.header_key(py, name);
+            let key = key.bind(py);
+            match env.get_item(key)? {
+                // Repeated headers are joined with a comma (RFC 9110 §5.3).
+                Some(prev) => {
+                    let joined = format!("{},{}", prev.extract::<&str>()?, value);
+                    env.set_item(key, joined)?;
+                }
+                None => env.set_item(key, value)?,
+            }
+        }
+        Ok(host)
     }
 
     /// `HTTP_X_FORWARDED_FOR` for `X-Forwarded-For`, cached.
@@ -189,6 +186,24 @@ impl EnvironBuilder {
             cache.insert(name.to_owned(), k.clone_ref(py));
         }
         k
+    }
+}
+
+/// SERVER_NAME and SERVER_PORT. As Gunicorn: a TCP listener's own address
+/// names the server (the Host header is the client's claim, and apps read it
+/// as HTTP_HOST). A unix socket has no address to offer, so there the Host
+/// header names it, and a port that is not a number is not passed on.
+fn server_address<'a>(conn: &'a ConnInfo, host: Option<&'a str>) -> (&'a str, &'a str) {
+    match host {
+        Some(host) if conn.server_port.is_empty() => {
+            let (name, port) = split_host(host);
+            let port = match port {
+                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p,
+                _ => "80",
+            };
+            (name, port)
+        }
+        _ => (conn.server_name.as_str(), conn.server_port.as_str()),
     }
 }
 
