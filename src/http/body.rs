@@ -51,8 +51,9 @@ enum State {
     DataLf,
     /// At the start of a trailer field line or of the final CRLF.
     TrailerStart { total: usize },
-    /// In a trailer field name.
-    TrailerName { total: usize },
+    /// In a trailer field name; its first bytes, lowercased, to refuse the
+    /// fields a trailer must not carry (see [`forbidden_in_trailer`]).
+    TrailerName { total: usize, name: NamePrefix },
     /// In a trailer field value, up to CR.
     TrailerValue { total: usize },
     /// Saw the CR ending a trailer field line.
@@ -196,6 +197,54 @@ fn take(remaining: u64, available: usize) -> usize {
     usize::try_from(remaining).map_or(available, |r| r.min(available))
 }
 
+/// The first bytes of a trailer field name, lowercased: enough to recognise
+/// every field [`forbidden_in_trailer`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NamePrefix {
+    bytes: [u8; 20],
+    len: u8,
+}
+
+impl NamePrefix {
+    fn start(b: u8) -> NamePrefix {
+        let mut n = NamePrefix {
+            bytes: [0; 20],
+            len: 0,
+        };
+        n.push(b);
+        n
+    }
+
+    /// Add a byte; past the buffer the name is marked too long to match.
+    fn push(&mut self, b: u8) {
+        match self.bytes.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = b.to_ascii_lowercase();
+                self.len += 1;
+            }
+            None => self.len = u8::MAX,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+/// RFC 9110 §6.5.1: fields that change framing, routing or authentication
+/// must not arrive in a trailer, where a proxy may not have seen them.
+fn forbidden_in_trailer(name: &[u8]) -> bool {
+    const FORBIDDEN: [&[u8]; 6] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"trailer",
+        b"authorization",
+        b"te",
+    ];
+    FORBIDDEN.contains(&name)
+}
+
 /// Advance the single-byte states of chunked framing by one byte.
 fn step(state: State, b: u8) -> Result<State, ParseError> {
     let next = match state {
@@ -204,13 +253,13 @@ fn step(state: State, b: u8) -> Result<State, ParseError> {
             has_digits,
             line,
         } => size_byte(size, has_digits, size_line_byte(line, b)?, b)?,
+        // RFC 9112 §7.1.1: whitespace after the size only before an extension.
         State::SizeWs { size, line } => {
             let line = size_line_byte(line, b)?;
             match b {
                 b' ' | b'\t' => State::SizeWs { size, line },
                 b';' => State::Extension { size, line },
-                b'\r' => State::SizeLf { size },
-                _ => return Err(ParseError::InvalidChunk("invalid byte after chunk size")),
+                _ => return Err(ParseError::InvalidChunk("whitespace after chunk size")),
             }
         }
         State::SizeLf { size } => match b {
@@ -274,14 +323,23 @@ fn trailer_byte(state: State, b: u8) -> Result<State, ParseError> {
             b'\r' => State::EndLf,
             _ if is_token_byte(b) => State::TrailerName {
                 total: trailer_total(total, 1)?,
+                name: NamePrefix::start(b),
             },
             _ => return Err(ParseError::InvalidTrailer),
         },
-        State::TrailerName { total } => {
+        State::TrailerName { total, mut name } => {
             let total = trailer_total(total, 1)?;
             match b {
+                b':' if forbidden_in_trailer(name.as_bytes()) => {
+                    return Err(ParseError::ForbiddenTrailer(
+                        String::from_utf8_lossy(name.as_bytes()).into_owned(),
+                    ));
+                }
                 b':' => State::TrailerValue { total },
-                _ if is_token_byte(b) => State::TrailerName { total },
+                _ if is_token_byte(b) => {
+                    name.push(b);
+                    State::TrailerName { total, name }
+                }
                 _ => return Err(ParseError::InvalidTrailer),
             }
         }
@@ -329,7 +387,14 @@ fn trailer_total(total: usize, more: usize) -> Result<usize, ParseError> {
 
 /// Skip chunk extension bytes up to the CR ending the size line.
 fn skip_extension(size: u64, line: usize, input: &[u8]) -> Result<(usize, State), ParseError> {
-    match memchr2(b'\r', b'\n', input) {
+    let end = memchr2(b'\r', b'\n', input);
+    // Extensions are tokens, `=`, quoted strings and whitespace: no controls
+    // (RFC 9112 §7.1.1), which could hide a line end from another parser.
+    let ext = &input[..end.unwrap_or(input.len())];
+    if ext.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f) {
+        return Err(ParseError::InvalidChunk("control byte in chunk extension"));
+    }
+    match end {
         Some(i) if input[i] == b'\r' => {
             size_line(line + i)?;
             Ok((i + 1, State::SizeLf { size }))
@@ -599,5 +664,40 @@ mod tests {
             chunk_err(&many),
             ParseError::TrailerTooLarge { .. }
         ));
+    }
+
+    #[test]
+    fn framing_fields_in_a_trailer_are_refused() {
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "HOST",
+            "Trailer",
+            "Authorization",
+            "TE",
+        ] {
+            let body = format!("1\r\na\r\n0\r\n{name}: 5\r\n\r\n");
+            let e = decode_whole(BodyKind::Chunked, body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(e, ParseError::ForbiddenTrailer(_)),
+                "{name}: {e:?}"
+            );
+        }
+        // Other fields, even ones sharing a prefix, are fine.
+        let ok = b"1\r\na\r\n0\r\nContent-Length-Hint: 1\r\nTEA: 2\r\nX-Checksum: 3\r\n\r\n";
+        assert_eq!(decode_whole(BodyKind::Chunked, ok).unwrap().0, b"a");
+    }
+
+    #[test]
+    fn whitespace_after_a_chunk_size_needs_an_extension() {
+        assert!(decode_whole(BodyKind::Chunked, b"1 \r\na\r\n0\r\n\r\n").is_err());
+        let ok = b"1 ;ext=1\r\na\r\n0\r\n\r\n";
+        assert_eq!(decode_whole(BodyKind::Chunked, ok).unwrap().0, b"a");
+    }
+
+    #[test]
+    fn control_bytes_in_a_chunk_extension_are_refused() {
+        assert!(decode_whole(BodyKind::Chunked, b"1;a\x00b\r\na\r\n0\r\n\r\n").is_err());
+        assert!(decode_whole(BodyKind::Chunked, b"1;a\x7f\r\na\r\n0\r\n\r\n").is_err());
     }
 }

@@ -38,6 +38,9 @@ pub enum ParseError {
     /// obsolete line folding. Carries an excerpt of the line when it was found.
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
+    /// A field that may appear only once (Host, Content-Type) appeared again.
+    #[error("repeated {0:?} field")]
+    RepeatedField(String),
     /// More header fields than `limit_request_fields`.
     #[error("more than {limit} header fields")]
     TooManyHeaders {
@@ -84,6 +87,10 @@ pub enum ParseError {
     /// A trailer field line is malformed.
     #[error("invalid trailer field")]
     InvalidTrailer,
+    /// A trailer carries a field that must not be sent there (RFC 9110 §6.5.1):
+    /// framing, routing or credentials a proxy may not have checked.
+    #[error("field {0:?} not allowed in a trailer")]
+    ForbiddenTrailer(String),
     /// The trailer section outgrew its cap.
     #[error("trailer section larger than {limit} bytes")]
     TrailerTooLarge {
@@ -107,6 +114,7 @@ impl ParseError {
             | ParseError::InvalidMethod(_)
             | ParseError::InvalidTarget(_)
             | ParseError::InvalidHeader(_)
+            | ParseError::RepeatedField(_)
             | ParseError::InvalidContentLength(_)
             | ParseError::ConflictingLength(_)
             | ParseError::LengthWithTransferEncoding
@@ -114,6 +122,7 @@ impl ParseError {
             | ParseError::InvalidTransferEncoding(_)
             | ParseError::InvalidChunk(_)
             | ParseError::InvalidTrailer
+            | ParseError::ForbiddenTrailer(_)
             | ParseError::TrailerTooLarge { .. } => 400,
         }
     }

@@ -30,6 +30,26 @@ const UNLIMITED_HEAD_CAP: usize = 1 << 20;
 /// Header slots parsed on the stack; requests with more grow a heap array.
 const STACK_HEADERS: usize = 100;
 
+/// Gunicorn's switches that relax the parser, all off by default (Gunicorn
+/// 24's defaults). Each names the setting it comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leniency {
+    /// `permit_unconventional_http_method`: any RFC 9110 token is a method,
+    /// not only 3 to 20 bytes without lowercase letters or `#`.
+    pub unconventional_method: bool,
+    /// `permit_unconventional_http_version`: `HTTP/0.9` and `HTTP/2.0`+ are
+    /// served as HTTP/1.0 and HTTP/1.1 instead of refused with 505.
+    pub unconventional_version: bool,
+    /// `casefold_http_method`: methods are upper-cased.
+    pub casefold_method: bool,
+    /// `strip_header_spaces`: whitespace between a field name and its colon is
+    /// dropped instead of refused (RFC 9112 §5.1 says refuse).
+    pub strip_header_spaces: bool,
+    /// `permit_obsolete_folding`: obs-fold continuation lines are joined with a
+    /// space instead of refused (RFC 9112 §5.2 allows either).
+    pub obsolete_folding: bool,
+}
+
 /// Request head limits, with gunicorn's setting names and meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -37,8 +57,11 @@ pub struct Limits {
     pub request_line: usize,
     /// `limit_request_fields`: most header fields; 0 (or above 32768) = 32768.
     pub fields: usize,
-    /// `limit_request_field_size`: longest header line in bytes, CRLF excluded; 0 = unlimited.
+    /// `limit_request_field_size`: longest header line in bytes, its CRLF
+    /// included as Gunicorn counts it; 0 = unlimited.
     pub field_size: usize,
+    /// Which of Gunicorn's parser relaxations are on.
+    pub leniency: Leniency,
 }
 
 impl Default for Limits {
@@ -48,6 +71,7 @@ impl Default for Limits {
             request_line: 4094,
             fields: 100,
             field_size: 8190,
+            leniency: Leniency::default(),
         }
     }
 }
@@ -340,8 +364,9 @@ fn check_partial(buffered: usize, rest: &[u8], limits: &Limits) -> Result<(), Pa
     check_field_len(line_len(&section[start..]), limits.field_size)
 }
 
+/// `len` excludes the line's CRLF; Gunicorn counts it against the limit.
 fn check_field_len(len: usize, limit: usize) -> Result<(), ParseError> {
-    if limit != 0 && len > limit {
+    if limit != 0 && len.saturating_add(2) > limit {
         return Err(ParseError::HeaderTooLarge { limit });
     }
     Ok(())
@@ -370,6 +395,7 @@ fn build(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(ParseError::InvalidRequestLine(excerpt(rest)));
     };
+    check_method(method, &limits.leniency)?;
     check_target(method, target)?;
     let version = if minor == 1 {
         Version::Http11
@@ -390,8 +416,13 @@ fn build(
         Version::Http11 => !fields.close,
         Version::Http10 => fields.keep_alive && !fields.close,
     };
+    let method = if limits.leniency.casefold_method {
+        method.to_ascii_uppercase()
+    } else {
+        method.to_owned()
+    };
     Ok(RequestHead {
-        method: method.to_owned(),
+        method,
         target: target.to_owned(),
         version,
         headers,
@@ -406,6 +437,10 @@ fn build(
 #[derive(Default)]
 struct FieldFacts {
     content_length: Option<u64>,
+    /// A Host field was seen (RFC 9112 §3.2: more than one is a 400).
+    host: bool,
+    /// A Content-Type field was seen (a singleton, RFC 9110 §5.3; as Gunicorn).
+    content_type: bool,
     /// Some transfer-encoding field was present, even an empty one.
     te_present: bool,
     /// `chunked` was the last coding seen so far.
@@ -435,6 +470,10 @@ impl FieldFacts {
                 }
                 Ok(())
             }
+            4 if name.eq_ignore_ascii_case("host") => singleton(&mut self.host, name),
+            12 if name.eq_ignore_ascii_case("content-type") => {
+                singleton(&mut self.content_type, name)
+            }
             6 if name.eq_ignore_ascii_case("expect") => {
                 self.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
                 Ok(())
@@ -443,19 +482,16 @@ impl FieldFacts {
         }
     }
 
-    /// RFC 9112 §6.3 rule 5: a list of identical values is that value; anything
-    /// else that is not one plain decimal is an error.
+    /// One plain decimal, in one field. RFC 9112 §6.3 rule 5 lets a server
+    /// accept a repeated or listed identical value; like Gunicorn 24 we refuse
+    /// both, since a proxy in front may have read them differently.
     fn content_length(&mut self, value: &[u8]) -> Result<(), ParseError> {
-        for element in value.split(|&b| b == b',') {
-            let n = parse_decimal(element.trim_ascii())
-                .ok_or_else(|| ParseError::InvalidContentLength(excerpt(value)))?;
-            match self.content_length {
-                Some(seen) if seen != n => {
-                    return Err(ParseError::ConflictingLength(excerpt(value)));
-                }
-                _ => self.content_length = Some(n),
-            }
+        if self.content_length.is_some() {
+            return Err(ParseError::ConflictingLength(excerpt(value)));
         }
+        let n =
+            parse_decimal(value).ok_or_else(|| ParseError::InvalidContentLength(excerpt(value)))?;
+        self.content_length = Some(n);
         Ok(())
     }
 
@@ -497,6 +533,27 @@ impl FieldFacts {
             return Err(ParseError::UnsupportedTransferEncoding(coding.clone()));
         }
         Ok(BodyKind::Chunked)
+    }
+}
+
+/// A field that may appear once: the second is a 400.
+fn singleton(seen: &mut bool, name: &str) -> Result<(), ParseError> {
+    if std::mem::replace(seen, true) {
+        return Err(ParseError::RepeatedField(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Gunicorn 24's method rule (RFC 9110 §9.1 allows any token; IANA's
+/// registered methods are 3 to 20 bytes with no lowercase or `#`), relaxed by
+/// `permit_unconventional_http_method`. httparse already checked the token.
+fn check_method(method: &str, leniency: &Leniency) -> Result<(), ParseError> {
+    let conventional = (3..=20).contains(&method.len())
+        && !method.bytes().any(|b| b.is_ascii_lowercase() || b == b'#');
+    if conventional || leniency.unconventional_method {
+        Ok(())
+    } else {
+        Err(ParseError::InvalidMethod(excerpt(method.as_bytes())))
     }
 }
 
@@ -542,11 +599,16 @@ pub fn is_token_byte(b: u8) -> bool {
 }
 
 /// The request-target must be in one of the four forms of RFC 9112 §3.2.
+///
+/// Bytes beyond ASCII are refused (RFC 3986 §2 has none; as Gunicorn 27), so
+/// every target string is also its latin-1 decoding. Asterisk-form is only for
+/// OPTIONS (§3.2.4), authority-form only for CONNECT (§3.2.3).
 fn check_target(method: &str, target: &str) -> Result<(), ParseError> {
-    let valid = target.starts_with('/')
-        || target == "*"
-        || after_scheme(target).is_some()
-        || (method == "CONNECT" && !target.is_empty());
+    let valid = target.is_ascii()
+        && (target.starts_with('/')
+            || (target == "*" && method == "OPTIONS")
+            || after_scheme(target).is_some()
+            || (method == "CONNECT" && !target.is_empty()));
     if valid {
         Ok(())
     } else {
@@ -671,9 +733,9 @@ mod tests {
 
     #[test]
     fn post_with_content_length_leaves_body_unconsumed() {
-        let buf = b"post /submit HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+        let buf = b"POST /submit HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
         let (h, len) = parse_default(buf).unwrap().unwrap();
-        assert_eq!(h.method, "post");
+        assert_eq!(h.method, "POST");
         assert_eq!(h.body, BodyKind::Length(5));
         assert_eq!(&buf[len..], b"hello");
     }
@@ -878,20 +940,21 @@ mod tests {
             field_size: 10,
             ..Limits::default()
         };
+        // Gunicorn counts the CRLF: 8 bytes of line fit in a limit of 10.
         assert!(
-            parse(b"GET / HTTP/1.1\r\nA: 3456789\r\n\r\n", &limits)
+            parse(b"GET / HTTP/1.1\r\nA: 34567\r\n\r\n", &limits)
                 .unwrap()
                 .is_some()
         );
-        let e = parse(b"GET / HTTP/1.1\r\nA: 34567890\r\n\r\n", &limits).unwrap_err();
+        let e = parse(b"GET / HTTP/1.1\r\nA: 345678\r\n\r\n", &limits).unwrap_err();
         assert_eq!(e, ParseError::HeaderTooLarge { limit: 10 });
         assert_eq!(e.status(), 431);
         // Still incomplete, but already known to be too long.
-        let e = parse(b"GET / HTTP/1.1\r\nA: 34567890", &limits).unwrap_err();
+        let e = parse(b"GET / HTTP/1.1\r\nA: 345678", &limits).unwrap_err();
         assert_eq!(e, ParseError::HeaderTooLarge { limit: 10 });
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nA: 3456789\r", &limits), Ok(None));
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nA: 34567\r", &limits), Ok(None));
         // A complete earlier line over the limit fails while the head is incomplete.
-        let e = parse(b"GET / HTTP/1.1\r\nA: 34567890\r\nB: 1", &limits).unwrap_err();
+        let e = parse(b"GET / HTTP/1.1\r\nA: 345678\r\nB: 1", &limits).unwrap_err();
         assert_eq!(e, ParseError::HeaderTooLarge { limit: 10 });
     }
 
@@ -949,6 +1012,7 @@ mod tests {
             request_line: 100,
             fields: 2,
             field_size: 20,
+            leniency: Leniency::default(),
         };
         let budget = limits.head_budget();
         assert_eq!(budget, 100 + 2 + 2 * 22 + 2);
@@ -970,7 +1034,8 @@ mod tests {
             Limits {
                 field_size: 0,
                 fields: 0,
-                request_line: 0
+                request_line: 0,
+                leniency: Leniency::default(),
             }
             .head_budget()
                 <= UNLIMITED_HEAD_CAP
@@ -1025,8 +1090,14 @@ mod tests {
             head(b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").body,
             BodyKind::Length(0)
         );
-        let same = b"POST / HTTP/1.1\r\nContent-Length: 7\r\ncontent-length: 7, 7\r\n\r\n";
-        assert_eq!(head(same).body, BodyKind::Length(7));
+        // Identical repeats and lists are refused too (Gunicorn 24; RFC 9112
+        // §6.3 rule 5 only permits accepting them).
+        for same in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: 7, 7\r\n\r\n",
+        ] {
+            assert!(parse_default(same).is_err(), "{same:?}");
+        }
         let max = b"POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n";
         assert_eq!(head(max).body, BodyKind::Length(u64::MAX));
         for bad in [
@@ -1050,7 +1121,7 @@ mod tests {
         let e = err(b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n");
         assert!(matches!(e, ParseError::ConflictingLength(_)));
         let e = err(b"POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n");
-        assert!(matches!(e, ParseError::ConflictingLength(_)));
+        assert!(matches!(e, ParseError::InvalidContentLength(_)));
     }
 
     #[test]
