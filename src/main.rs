@@ -10,7 +10,7 @@ use rgunicorn::error::EXIT_USAGE;
 fn main() -> ExitCode {
     // Before any thread or the interpreter exists: it moves the environment.
     rgunicorn::proctitle::init();
-    let invocation = rgunicorn::startup::Invocation::capture();
+    let invocation = rgunicorn::launch::Invocation::capture();
     // Snapshot the environment, then remove the activation variables before any
     // thread or the interpreter exists, so the app never sees (or re-adopts) them.
     let env: HashMap<String, String> = std::env::vars().collect();

@@ -4,158 +4,22 @@
 //! start the interpreter (as the virtualenv's python, so the venv must be known
 //! by now) → run a Python config file → resolve every setting → daemonize →
 //! umask, chdir, sys.path, raw_env → bind → preload → on_starting → arbiter.
-//! [`Settings::load`] is also what SIGHUP runs to re-read the configuration.
+//! Reading the configuration is [`Launch::load`], which the arbiter runs again
+//! on SIGHUP; this module builds the arbiter and nothing downstream calls it.
 
-use std::collections::HashMap;
-use std::ffi::OsString;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use pyo3::Python;
 
+use crate::config::Config;
 use crate::config::raw::RawSettings;
-use crate::config::{self, Config, Origins, Support};
 use crate::error::StartupError;
+use crate::launch::{self, Env, Invocation, Launch, Loaded};
 use crate::listen::{Address, Listener};
-use crate::python::hooks::{Hook, Hooks, ServerView};
+use crate::python::hooks::{Hook, ServerView};
+use crate::signals::{self, SignalPipe};
 use crate::{arbiter, log, python, systemd};
-
-/// The process environment at start-up, before anything changed it.
-pub type Env = HashMap<String, String>;
-
-/// What the process was started as, to re-execute it (USR2, HUP with preload).
-#[derive(Clone, Debug)]
-pub struct Invocation {
-    /// The binary.
-    pub exe: PathBuf,
-    /// argv, including argv\[0\].
-    pub args: Vec<OsString>,
-    /// The working directory at start (before `chdir`).
-    pub cwd: PathBuf,
-}
-
-impl Invocation {
-    /// Record how this process was started. Call first thing in `main`.
-    pub fn capture() -> Invocation {
-        let exe = std::env::current_exe()
-            .map(|p| {
-                // A binary replaced on disk (an upgrade) shows as "PATH (deleted)";
-                // re-executing means running the new file at PATH.
-                let s = p.to_string_lossy();
-                match s.strip_suffix(" (deleted)") {
-                    Some(orig) => PathBuf::from(orig),
-                    None => p,
-                }
-            })
-            .unwrap_or_else(|_| PathBuf::from("rgunicorn"));
-        Invocation {
-            exe,
-            args: std::env::args_os().collect(),
-            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
-        }
-    }
-}
-
-/// Everything typed before the config file, and how to read the config file:
-/// kept by the arbiter so SIGHUP can load the configuration again.
-pub struct Settings {
-    /// Command line and `RGUNICORN_CMD_ARGS`.
-    pub cli: RawSettings,
-    /// The start-up environment.
-    pub env: Env,
-    /// The virtualenv the interpreter was started with.
-    pub venv: Option<String>,
-    /// How we were started.
-    pub invocation: Invocation,
-}
-
-/// A resolved configuration with its hooks.
-pub struct Loaded {
-    /// The settings.
-    pub config: Config,
-    /// Where each came from.
-    pub origins: Origins,
-    /// Hooks from a Python config file.
-    pub hooks: Hooks,
-}
-
-impl Settings {
-    /// Look up a start-up environment variable.
-    pub fn var(&self, key: &str) -> Option<String> {
-        self.env.get(key).cloned()
-    }
-
-    /// The config file to read: `-c`, else `./gunicorn.conf.py` when present.
-    fn config_file(&self) -> Option<String> {
-        match self.cli.last("config") {
-            Some(e) if e.value.is_empty() => None,
-            Some(e) => Some(e.value.clone()),
-            None => {
-                let default = self.invocation.cwd.join("gunicorn.conf.py");
-                default
-                    .is_file()
-                    .then(|| default.to_string_lossy().into_owned())
-            }
-        }
-    }
-
-    /// Entries from an INI config file, if that is what is named.
-    fn ini_entries(&self) -> Result<RawSettings, StartupError> {
-        let Some(spec) = self.config_file().filter(|s| is_ini(s)) else {
-            return Ok(RawSettings::default());
-        };
-        let text = std::fs::read_to_string(&spec).map_err(|e| {
-            StartupError::Setting(config::SettingError::File(format!(
-                "cannot read {spec}: {e}"
-            )))
-        })?;
-        Ok(config::ini::parse(&text, &spec)?)
-    }
-
-    /// Read the config file and resolve everything. Needs the interpreter for a
-    /// Python config file.
-    ///
-    /// # Errors
-    /// A missing or broken config file, or a refused value.
-    pub fn load(&self) -> Result<Loaded, StartupError> {
-        let spec = self.config_file();
-        if let Some(spec) = spec.as_deref().filter(|s| !s.starts_with("python:"))
-            && !Path::new(spec).is_file()
-        {
-            return Err(StartupError::Setting(config::SettingError::File(format!(
-                "config file {spec:?} does not exist"
-            ))));
-        }
-        let mut raw = self.cli.clone();
-        raw.extend(self.ini_entries()?);
-        let mut hooks = Hooks::default();
-        if let Some(spec) = spec.as_deref().filter(|s| !is_ini(s)) {
-            let (file_raw, file_hooks) = Python::attach(|py| python::conf::load(py, spec))?;
-            if let Some(e) = file_raw.last("virtualenv")
-                && self.venv.as_deref() != Some(e.value.as_str())
-            {
-                return Err(StartupError::Setting(config::SettingError::File(format!(
-                    "{}: virtualenv cannot be set in a Python config file (the interpreter is \
-                     already running); pass --virtualenv or set it in an INI file",
-                    e.source
-                ))));
-            }
-            raw.extend(file_raw);
-            hooks = file_hooks;
-        }
-        let (config, origins) = config::resolve(&raw, &|k| self.var(k))?;
-        Python::attach(|py| hooks.set_config(py, &origins));
-        Ok(Loaded {
-            config,
-            origins,
-            hooks,
-        })
-    }
-}
-
-fn is_ini(spec: &str) -> bool {
-    !spec.starts_with("python:") && (spec.ends_with(".ini") || spec.ends_with(".conf"))
-}
 
 /// What start-up decided.
 pub enum Prepared {
@@ -174,33 +38,15 @@ pub fn prepare(
     env: Env,
     invocation: Invocation,
 ) -> Result<Prepared, StartupError> {
-    let mut settings = Settings {
-        cli,
-        env,
-        venv: None,
-        invocation,
-    };
-    // The interpreter starts as the virtualenv's python, so the venv must be known
-    // before a Python config file can run.
-    let ini = settings.ini_entries()?;
-    settings.venv = settings
-        .cli
-        .last("virtualenv")
-        .or_else(|| ini.last("virtualenv"))
-        .map(|e| e.value.clone())
-        .or_else(|| settings.var("VIRTUAL_ENV").filter(|v| !v.is_empty()));
-
-    arbiter::signals::ignore_sigpipe();
+    let launch = Launch::new(cli, env, invocation)?;
+    signals::ignore_sigpipe();
     // Rust owns every signal before Python starts (PyConfig.install_signal_handlers=0).
-    let signals =
-        arbiter::signals::SignalPipe::install(arbiter::signals::MASTER_SIGNALS).map_err(|e| {
-            StartupError::Os {
-                context: "cannot install signal handlers",
-                source: e.into(),
-            }
-        })?;
+    let signals = SignalPipe::install(signals::MASTER_SIGNALS).map_err(|e| StartupError::Os {
+        context: "cannot install signal handlers",
+        source: e.into(),
+    })?;
     python::interp::start(&python::interp::Setup {
-        virtualenv: settings.venv.as_deref().map(Path::new),
+        virtualenv: launch.venv.as_deref().map(Path::new),
         argv: std::env::args().collect(),
     })?;
 
@@ -208,7 +54,7 @@ pub fn prepare(
         config,
         origins,
         hooks,
-    } = settings.load()?;
+    } = launch.load()?;
     Python::attach(|py| python::app::prepare_loader(py).map(drop))
         .map_err(|e| StartupError::Python(python::interp::InterpError::Setup(e.to_string())))?;
     if config.print_config {
@@ -224,8 +70,8 @@ pub fn prepare(
         crate::proctitle::Role::Master,
         &config,
     ));
-    warn_unfired_hooks(&hooks);
-    apply_process_settings(&config)?;
+    launch::warn_unfired_hooks(&hooks);
+    launch::apply_process_settings(&config)?;
 
     if config.check_config {
         let loaded = Python::attach(|py| python::app::load(py, &config.app_uri).map(drop));
@@ -245,10 +91,10 @@ pub fn prepare(
         daemonize()?;
     }
 
-    let notifier = systemd::notify::Notifier::from_env(&|k| settings.var(k), std::process::id());
-    let mut listeners = listeners(&config, &|k| settings.var(k), Some(&notifier))?;
+    let notifier = systemd::notify::Notifier::from_env(&|k| launch.var(k), std::process::id());
+    let mut listeners = listeners(&config, &|k| launch.var(k), Some(&notifier))?;
     // Only a service systemd started (INVOCATION_ID) has an fd store to use.
-    if notifier.enabled() && settings.var("INVOCATION_ID").is_some() {
+    if notifier.enabled() && launch.var("INVOCATION_ID").is_some() {
         // Keep sockets we bound ourselves in systemd's fd store, so `systemctl
         // restart` hands them to the next start with their queued connections.
         for l in listeners.iter_mut().filter(|l| !l.inherited) {
@@ -275,7 +121,7 @@ pub fn prepare(
         Python::attach(|py| hooks.on_starting(py, view))?;
     }
     let preload = config.preload_app;
-    let mut arbiter = arbiter::Arbiter::new(config, listeners, signals, notifier, hooks, settings)
+    let mut arbiter = arbiter::Arbiter::new(config, listeners, signals, notifier, hooks, launch)
         .map_err(|source| StartupError::Os {
             context: "cannot start the master",
             source,
@@ -332,46 +178,6 @@ fn hand_over_files(config: &Config, listeners: &[Listener]) -> Result<(), Startu
             source: std::io::Error::other(e.to_string()),
         },
     )
-}
-
-/// Hooks whose event does not exist yet: say so instead of never calling them.
-pub fn warn_unfired_hooks(hooks: &Hooks) {
-    for hook in hooks.defined() {
-        let declared = config::setting(hook.key()).map(|s| s.support);
-        if declared == Some(Support::NotYet) {
-            log::warning(&format!(
-                "the {} hook is defined, but rgunicorn does not fire it yet",
-                hook.key()
-            ));
-        }
-    }
-}
-
-/// umask, chdir, sys.path and raw_env: the process-wide effects of the settings.
-/// Also run again on SIGHUP.
-///
-/// # Errors
-/// chdir failed, or Python refused sys.path/os.environ changes.
-pub fn apply_process_settings(config: &Config) -> Result<(), StartupError> {
-    // SAFETY: umask(2) cannot fail and touches only this process's mask.
-    unsafe { libc::umask(config.umask as libc::mode_t) };
-    if let Some(dir) = &config.chdir {
-        std::env::set_current_dir(dir).map_err(|source| StartupError::Path {
-            what: "cannot change directory to",
-            path: dir.clone(),
-            source,
-        })?;
-    }
-    let mut sys_path = Vec::new();
-    if let Ok(cwd) = std::env::current_dir() {
-        sys_path.push(cwd);
-    }
-    sys_path.extend(config.pythonpath.iter().cloned());
-    Python::attach(|py| {
-        python::interp::prepend_sys_path(py, &sys_path)?;
-        python::interp::set_environ(py, &config.raw_env)
-    })
-    .map_err(|e| StartupError::Python(python::interp::InterpError::Setup(e.to_string())))
 }
 
 /// Detach: fork, setsid, fork again, stdio to /dev/null (Gunicorn's daemonize).

@@ -13,10 +13,8 @@
 //! halts the master with that status instead of respawning it in a loop —
 //! except during a reload, where it aborts the reload and the old workers serve on.
 
-pub mod heartbeat;
 mod reexec;
 mod reload;
-pub mod signals;
 mod spawn;
 
 use std::collections::HashMap;
@@ -29,13 +27,14 @@ use nix::unistd::Pid;
 use pyo3::prelude::*;
 
 use crate::config::Config;
+use crate::heartbeat::{self, Heartbeats};
+use crate::launch::Launch;
 use crate::listen::Listener;
 use crate::pidfile::Pidfile;
 use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
-use crate::startup::Settings;
+use crate::signals::{Event, SignalPipe};
 use crate::systemd::notify::Notifier;
 use crate::worker::WorkerExit;
-use signals::{Event, SignalPipe};
 
 /// How long the master sleeps between turns when nothing happens.
 const TICK: Duration = Duration::from_millis(1000);
@@ -71,7 +70,7 @@ enum Phase {
 pub struct Arbiter {
     config: Config,
     /// How to load the configuration again (SIGHUP) and re-execute (USR2).
-    settings: Settings,
+    launch: Launch,
     listeners: Vec<Listener>,
     /// Sockets of a previous configuration, dropped once its workers are gone.
     retired_listeners: Vec<Listener>,
@@ -81,7 +80,7 @@ pub struct Arbiter {
     booted_read: OwnedFd,
     booted_write: OwnedFd,
     notifier: Notifier,
-    heartbeats: heartbeat::Heartbeats,
+    heartbeats: Heartbeats,
     /// Server hooks from the Python config file.
     hooks: Hooks,
     /// Workers spawned so far (the next worker's age).
@@ -129,16 +128,16 @@ impl Arbiter {
         signals: SignalPipe,
         notifier: Notifier,
         hooks: Hooks,
-        settings: Settings,
+        launch: Launch,
     ) -> std::io::Result<Arbiter> {
         let (booted_read, booted_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
-        let parent_master = settings
+        let parent_master = launch
             .var(reexec::PARENT_MASTER)
             .and_then(|p| p.parse::<i32>().ok())
             .map(Pid::from_raw)
             .filter(|p| *p == nix::unistd::getppid());
-        let takeover = parent_master.is_some() && settings.var(reexec::TAKEOVER).is_some();
+        let takeover = parent_master.is_some() && launch.var(reexec::TAKEOVER).is_some();
         let pidfile = match &config.pidfile {
             Some(path) if parent_master.is_some() => Some(Pidfile::create(
                 &Pidfile::upgrade_path(path),
@@ -150,7 +149,7 @@ impl Arbiter {
         let num_workers = config.workers;
         Ok(Arbiter {
             config,
-            settings,
+            launch,
             listeners,
             retired_listeners: Vec::new(),
             workers: HashMap::new(),
@@ -158,7 +157,7 @@ impl Arbiter {
             booted_read,
             booted_write,
             notifier,
-            heartbeats: heartbeat::Heartbeats::new()?,
+            heartbeats: Heartbeats::new()?,
             hooks,
             spawned: 0,
             generation: 0,

@@ -11,8 +11,8 @@ use nix::unistd::{ForkResult, Pid, fork};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use super::heartbeat::Slot;
 use crate::config::Config;
+use crate::heartbeat::Slot;
 use crate::listen::Listener;
 use crate::python::hooks::Hooks;
 use crate::worker::{WorkerInit, run_worker};

@@ -19,12 +19,12 @@ use std::os::fd::OwnedFd;
 
 use pyo3::prelude::*;
 
-use crate::arbiter::heartbeat::Slot;
-use crate::arbiter::signals::{self, SignalPipe};
 use crate::config::Config;
+use crate::heartbeat::Slot;
 use crate::listen::Listener;
 use crate::proctitle::Role;
 use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
+use crate::signals::{self, SignalPipe};
 use crate::wsgi::Wsgi;
 use abort::{AbortSignal, DumpTarget};
 
