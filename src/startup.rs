@@ -14,9 +14,10 @@ use pyo3::Python;
 
 use crate::config::Config;
 use crate::config::raw::RawSettings;
-use crate::error::StartupError;
+use crate::error::{ExitStatus, StartupError};
 use crate::launch::{self, Env, Invocation, Launch, Loaded};
 use crate::listen::{Address, Listener};
+use crate::python::app::AppLoadError;
 use crate::python::hooks::{Hook, ServerView};
 use crate::signals::{self, SignalPipe};
 use crate::{arbiter, log, python, systemd};
@@ -59,7 +60,7 @@ pub fn prepare(
         .map_err(|e| StartupError::Python(python::interp::InterpError::Setup(e.to_string())))?;
     if config.print_config {
         print!("{}", origins.render());
-        return Ok(Prepared::Exit(crate::error::EXIT_OK));
+        return Ok(Prepared::Exit(ExitStatus::Ok.code()));
     }
     log::init(&config.errorlog, config.loglevel).map_err(|source| StartupError::Path {
         what: "cannot open the error log",
@@ -75,17 +76,10 @@ pub fn prepare(
 
     if config.check_config {
         let loaded = Python::attach(|py| python::app::load(py, &config.app_uri).map(drop));
-        return Ok(Prepared::Exit(match loaded {
-            Ok(()) => crate::error::EXIT_OK,
-            Err(e) => {
-                log::error(&format!(
-                    "{}\n{}",
-                    e.message,
-                    e.traceback.unwrap_or_default()
-                ));
-                crate::worker::WorkerExit::AppLoadError as i32
-            }
-        }));
+        return Ok(match loaded {
+            Ok(()) => Prepared::Exit(ExitStatus::Ok.code()),
+            Err(e) => app_load_failed(e),
+        });
     }
     if config.daemon {
         daemonize()?;
@@ -127,16 +121,19 @@ pub fn prepare(
             source,
         })?;
     if preload && let Err(e) = arbiter.preload() {
-        log::error(&format!(
-            "{}\n{}",
-            e.message,
-            e.traceback.unwrap_or_default()
-        ));
-        return Ok(Prepared::Exit(
-            crate::worker::WorkerExit::AppLoadError as i32,
-        ));
+        return Ok(app_load_failed(e));
     }
     Ok(Prepared::Serve(Box::new(arbiter)))
+}
+
+/// `--check-config` or `preload_app` could not import the app: log why, exit 4.
+fn app_load_failed(e: AppLoadError) -> Prepared {
+    log::error(&format!(
+        "{}\n{}",
+        e.message,
+        e.traceback.unwrap_or_default()
+    ));
+    Prepared::Exit(ExitStatus::AppLoad.code())
 }
 
 /// With `user`/`group`: the unix sockets we bound and the log files become the
@@ -172,12 +169,8 @@ fn hand_over_files(config: &Config, listeners: &[Listener]) -> Result<(), Startu
         paths.push(PathBuf::from(log_file));
     }
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    crate::privileges::hand_over(config.user.as_deref(), config.group.as_deref(), &refs).map_err(
-        |e| StartupError::Os {
-            context: "cannot hand files to the worker user",
-            source: std::io::Error::other(e.to_string()),
-        },
-    )
+    crate::privileges::hand_over(config.user.as_deref(), config.group.as_deref(), &refs)
+        .map_err(StartupError::HandOver)
 }
 
 /// Detach: fork, setsid, fork again, stdio to /dev/null (Gunicorn's daemonize).
@@ -206,7 +199,7 @@ fn daemonize() -> Result<(), StartupError> {
         if let nix::unistd::ForkResult::Parent { .. } = forked {
             // SAFETY: the parent has nothing left to do; _exit skips destructors that
             // would unlink files the daemon now owns.
-            unsafe { libc::_exit(0) };
+            unsafe { libc::_exit(ExitStatus::Ok.code()) };
         }
         if round == 0 {
             nix::unistd::setsid().map_err(os("setsid failed"))?;

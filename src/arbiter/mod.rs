@@ -13,6 +13,7 @@
 //! halts the master with that status instead of respawning it in a loop —
 //! except during a reload, where it aborts the reload and the old workers serve on.
 
+mod halt;
 mod reexec;
 mod reload;
 mod spawn;
@@ -27,6 +28,7 @@ use nix::unistd::Pid;
 use pyo3::prelude::*;
 
 use crate::config::Config;
+use crate::error::ExitStatus;
 use crate::heartbeat::{self, Heartbeats};
 use crate::launch::Launch;
 use crate::listen::Listener;
@@ -34,7 +36,7 @@ use crate::pidfile::Pidfile;
 use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
 use crate::signals::{Event, SignalPipe};
 use crate::systemd::notify::Notifier;
-use crate::worker::WorkerExit;
+use halt::Halt;
 
 /// How long the master sleeps between turns when nothing happens.
 const TICK: Duration = Duration::from_millis(1000);
@@ -111,8 +113,8 @@ pub struct Arbiter {
     served_by_gone: u64,
     /// Total served and when, at the last STATUS=, for the req/s rate.
     last_served: (u64, Instant),
-    /// A hook whose failure stops Gunicorn raised: halt with this status.
-    fatal: Option<i32>,
+    /// A hook whose failure stops Gunicorn raised: halt at the end of this turn.
+    halting: Option<Halt>,
 }
 
 impl Arbiter {
@@ -175,7 +177,7 @@ impl Arbiter {
             timeouts: 0,
             served_by_gone: 0,
             last_served: (0, Instant::now()),
-            fatal: None,
+            halting: None,
         })
     }
 
@@ -206,10 +208,10 @@ impl Arbiter {
             for event in self.signals.drain() {
                 self.handle(event);
             }
-            if let Some(code) = self.fatal.take().or_else(|| self.reap()) {
-                let code = self.halt(code);
+            if let Some(halt) = self.halting.take().or_else(|| self.reap()) {
+                let status = self.halt(halt);
                 self.exit_hooks();
-                return code;
+                return status.code();
             }
             self.read_boot_reports();
             self.check_timeouts();
@@ -219,7 +221,7 @@ impl Arbiter {
                 if self.workers.is_empty() {
                     crate::log::info("Shutting down: Master");
                     self.exit_hooks();
-                    return 0;
+                    return ExitStatus::Ok.code();
                 }
                 if Instant::now() >= deadline {
                     self.signal_all(Signal::SIGKILL);
@@ -333,7 +335,7 @@ impl Arbiter {
             };
             if Python::attach(|py| self.hooks.pre_fork(py, self.view(), worker)).is_err() {
                 // Gunicorn's master dies when pre_fork raises.
-                self.fatal = Some(crate::error::EXIT_RUNTIME);
+                self.halting = Some(Halt::HookFailed);
                 return false;
             }
         }
@@ -468,8 +470,8 @@ impl Arbiter {
         }
     }
 
-    /// Reap exited children. Returns an exit status when the master must halt.
-    fn reap(&mut self) -> Option<i32> {
+    /// Reap exited children. Returns why the master must halt, if it must.
+    fn reap(&mut self) -> Option<Halt> {
         let mut halt = None;
         loop {
             let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -492,29 +494,26 @@ impl Arbiter {
             self.heartbeats.release(w.slot);
             self.child_exit(pid, &w);
             let expected = w.retiring || self.phase != Phase::Running;
-            match code.map(WorkerExit::from_code) {
-                Some(Some(fatal @ (WorkerExit::AppLoadError | WorkerExit::BootError))) => {
-                    let what = if fatal == WorkerExit::AppLoadError {
-                        "failed to load the application"
+            match code.map(|c| (c, ExitStatus::from_code(c))) {
+                Some((_, Some(exit @ (ExitStatus::AppLoad | ExitStatus::WorkerBoot)))) => {
+                    let (fatal, what) = if exit == ExitStatus::AppLoad {
+                        (Halt::AppLoad, "failed to load the application")
                     } else {
-                        "failed to boot"
+                        (Halt::WorkerBoot, "failed to boot")
                     };
                     crate::log::error(&format!("Worker (pid:{pid}) {what}"));
                     if self.reload.is_some() && w.generation == self.generation {
                         self.abort_reload();
                     } else if !w.retiring {
-                        halt = Some(fatal as i32);
+                        halt = Some(fatal);
                     }
                 }
-                Some(Some(WorkerExit::Ok)) if !expected => {
+                Some((_, Some(ExitStatus::Ok))) if !expected => {
                     crate::log::info(&format!("Worker (pid:{pid}) exited; replacing it"));
                 }
-                Some(Some(WorkerExit::Ok)) => {}
-                Some(None) => {
-                    crate::log::error(&format!(
-                        "Worker (pid:{pid}) exited with code {}",
-                        code.unwrap_or(0)
-                    ));
+                Some((_, Some(ExitStatus::Ok))) => {}
+                Some((code, _)) => {
+                    crate::log::error(&format!("Worker (pid:{pid}) exited with code {code}"));
                 }
                 None if !expected => {
                     crate::log::error(&format!("Worker (pid:{pid}) was killed by a signal"))
@@ -577,7 +576,7 @@ impl Arbiter {
         if self.hooks.is_set(Hook::WhenReady)
             && Python::attach(|py| self.hooks.when_ready(py, self.view())).is_err()
         {
-            self.fatal = Some(crate::error::EXIT_RUNTIME);
+            self.halting = Some(Halt::HookFailed);
         }
         self.notifier.ready(&self.status_line());
         crate::log::info(&format!("Ready: {booted} worker(s) serving"));
@@ -660,25 +659,5 @@ impl Arbiter {
             self.last_served = (total, now);
             self.last_status = now;
         }
-    }
-
-    /// Stop everything after a fatal worker exit and return `code`.
-    fn halt(&mut self, code: i32) -> i32 {
-        let reason = match WorkerExit::from_code(code) {
-            Some(WorkerExit::AppLoadError) => "App failed to load.",
-            Some(WorkerExit::BootError) => "Worker failed to boot.",
-            _ => "A server hook failed.",
-        };
-        crate::log::info(&format!("Shutting down: Master\nReason: {reason}"));
-        self.notifier.stopping();
-        self.signal_all(Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(self.config.graceful_timeout.min(5));
-        while !self.workers.is_empty() && Instant::now() < deadline {
-            self.wait_for_activity();
-            let _ = self.reap();
-        }
-        self.signal_all(Signal::SIGKILL);
-        self.listeners.clear();
-        code
     }
 }
