@@ -18,7 +18,7 @@ use crate::error::{ExitStatus, StartupError};
 use crate::launch::{self, Env, Invocation, Launch, Loaded};
 use crate::listen::{Address, Listener};
 use crate::python::app::AppLoadError;
-use crate::python::hooks::{Hook, ServerView};
+use crate::python::hooks::{Hook, Hooks, ServerView};
 use crate::signals::{self, SignalPipe};
 use crate::{arbiter, log, python, systemd};
 
@@ -40,17 +40,7 @@ pub fn prepare(
     invocation: Invocation,
 ) -> Result<Prepared, StartupError> {
     let launch = Launch::new(cli, env, invocation)?;
-    signals::ignore_sigpipe();
-    // Rust owns every signal before Python starts (PyConfig.install_signal_handlers=0).
-    let signals = SignalPipe::install(signals::MASTER_SIGNALS).map_err(|e| StartupError::Os {
-        context: "cannot install signal handlers",
-        source: e.into(),
-    })?;
-    python::interp::start(&python::interp::Setup {
-        virtualenv: launch.venv.as_deref().map(Path::new),
-        argv: std::env::args().collect(),
-    })?;
-
+    let signals = start_interpreter(&launch)?;
     let Loaded {
         config,
         origins,
@@ -62,24 +52,9 @@ pub fn prepare(
         print!("{}", origins.render());
         return Ok(Prepared::Exit(ExitStatus::Ok.code()));
     }
-    log::init(&config.errorlog, config.loglevel).map_err(|source| StartupError::Path {
-        what: "cannot open the error log",
-        path: PathBuf::from(&config.errorlog),
-        source,
-    })?;
-    crate::proctitle::set(&crate::proctitle::title(
-        crate::proctitle::Role::Master,
-        &config,
-    ));
-    launch::warn_unfired_hooks(&hooks);
-    launch::apply_process_settings(&config)?;
-
+    set_up_master(&config, &hooks)?;
     if config.check_config {
-        let loaded = Python::attach(|py| python::app::load(py, &config.app_uri).map(drop));
-        return Ok(match loaded {
-            Ok(()) => Prepared::Exit(ExitStatus::Ok.code()),
-            Err(e) => app_load_failed(e),
-        });
+        return Ok(check_app(&config));
     }
     if config.daemon {
         daemonize()?;
@@ -89,23 +64,10 @@ pub fn prepare(
     let mut listeners = listeners(&config, &|k| launch.var(k), Some(&notifier))?;
     // Only a service systemd started (INVOCATION_ID) has an fd store to use.
     if notifier.enabled() && launch.var("INVOCATION_ID").is_some() {
-        // Keep sockets we bound ourselves in systemd's fd store, so `systemctl
-        // restart` hands them to the next start with their queued connections.
-        for l in listeners.iter_mut().filter(|l| !l.inherited) {
-            notifier.store_fd(std::os::fd::AsFd::as_fd(&l.fd), STORED_FD_NAME);
-            l.keep_path();
-        }
+        store_bound_sockets(&notifier, &mut listeners);
     }
     hand_over_files(&config, &listeners)?;
-    log::info(&format!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION")));
-    for l in &listeners {
-        log::info(&format!(
-            "Listening at: {} ({})",
-            l.describe(),
-            std::process::id()
-        ));
-    }
-    log::info("Using worker: sync");
+    announce(&listeners);
     if hooks.is_set(Hook::OnStarting) {
         let view = ServerView {
             pid: std::process::id(),
@@ -124,6 +86,68 @@ pub fn prepare(
         return Ok(app_load_failed(e));
     }
     Ok(Prepared::Serve(Box::new(arbiter)))
+}
+
+/// Take every signal, then start the interpreter (as the virtualenv's python).
+/// Rust owns the signals before Python starts (PyConfig.install_signal_handlers=0).
+fn start_interpreter(launch: &Launch) -> Result<SignalPipe, StartupError> {
+    signals::ignore_sigpipe();
+    let signals = SignalPipe::install(signals::MASTER_SIGNALS).map_err(|e| StartupError::Os {
+        context: "cannot install signal handlers",
+        source: e.into(),
+    })?;
+    python::interp::start(&python::interp::Setup {
+        virtualenv: launch.venv.as_deref().map(Path::new),
+        argv: std::env::args().collect(),
+    })?;
+    Ok(signals)
+}
+
+/// The master's own set-up once the configuration is known: error log, process
+/// title, a warning for each hook that never fires, then umask, chdir, sys.path
+/// and raw_env.
+fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
+    log::init(&config.errorlog, config.loglevel).map_err(|source| StartupError::Path {
+        what: "cannot open the error log",
+        path: PathBuf::from(&config.errorlog),
+        source,
+    })?;
+    crate::proctitle::set(&crate::proctitle::title(
+        crate::proctitle::Role::Master,
+        config,
+    ));
+    launch::warn_unfired_hooks(hooks);
+    launch::apply_process_settings(config)
+}
+
+/// `--check-config`: import the app once; exit 0, or 4 with the reason.
+fn check_app(config: &Config) -> Prepared {
+    match Python::attach(|py| python::app::load(py, &config.app_uri).map(drop)) {
+        Ok(()) => Prepared::Exit(ExitStatus::Ok.code()),
+        Err(e) => app_load_failed(e),
+    }
+}
+
+/// Keep sockets we bound ourselves in systemd's fd store, so `systemctl
+/// restart` hands them to the next start with their queued connections.
+fn store_bound_sockets(notifier: &systemd::notify::Notifier, listeners: &mut [Listener]) {
+    for l in listeners.iter_mut().filter(|l| !l.inherited) {
+        notifier.store_fd(std::os::fd::AsFd::as_fd(&l.fd), STORED_FD_NAME);
+        l.keep_path();
+    }
+}
+
+/// Gunicorn's start-up lines: version, each socket, worker class.
+fn announce(listeners: &[Listener]) {
+    log::info(&format!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION")));
+    for l in listeners {
+        log::info(&format!(
+            "Listening at: {} ({})",
+            l.describe(),
+            std::process::id()
+        ));
+    }
+    log::info("Using worker: sync");
 }
 
 /// `--check-config` or `preload_app` could not import the app: log why, exit 4.

@@ -12,6 +12,7 @@
 //! workers and keep the master. A worker exiting with 3 (boot) or 4 (app load)
 //! halts the master with that status instead of respawning it in a loop —
 //! except during a reload, where it aborts the reload and the old workers serve on.
+//! Every reason to halt is a `Halt` (see `halt.rs`), with its status and sentence.
 
 mod halt;
 mod reexec;

@@ -10,8 +10,8 @@
 //! After fork, in Gunicorn's order: process title, SIGABRT diagnostics (so even
 //! a hang while importing the app is dumped), `post_fork`, privilege drop, app
 //! import, `post_worker_init`, then the serving loop. Everything before the loop
-//! is the boot chain in [`boot`]; a step that fails returns a typed
-//! [`boot::BootError`], which [`serve`] reports, once.
+//! is the boot chain in `boot.rs`; a step that fails returns a typed
+//! `BootError`, which `serve` reports, once.
 
 mod abort;
 mod boot;
