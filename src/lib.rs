@@ -2,24 +2,35 @@
 //! systemd-native service daemon.
 //!
 //! Data flows one way: config → sockets → arbiter → worker → http → wsgi → app.
-//! `systemd` and `log` sit at the edges; anything may call them.
+//! `systemd` and `log` sit at the edges; anything may call them. `signals` and
+//! `heartbeat` are the contracts between the master and its workers: both
+//! depend on them, so neither reaches into the other. `launch` is read by
+//! start-up and by the arbiter's SIGHUP; `startup` builds the arbiter and
+//! nothing calls back into it.
 //!
 //! ```text
 //! main.rs        argv → settings → run → exit code
 //! error.rs       start-up errors and the exit-code table
 //! config/        settings declared once (defs/), argv and INI parsing,
 //!                precedence (resolve), --help and man pages (docs)
-//! startup.rs     config file → interpreter → resolve → daemonize → bind → arbiter
+//! launch.rs      what was typed + the start-up environment → Config (at start
+//!                and on SIGHUP); umask, chdir, sys.path, raw_env
+//! startup.rs     signals → interpreter → load → daemonize → bind → arbiter
 //! listen.rs      bind addresses, or adopt inherited fds
 //! pidfile.rs     the PID file, with the USR2 `.2` hand-over
 //! privileges.rs  setuid/setgid/initgroups for workers; chown of their files
 //! proctitle.rs   `rgunicorn: master [NAME]` process titles
-//! arbiter/       the master: self-pipe signals, fork, reap, heartbeats,
-//!                HUP generations, USR2 re-exec, READY/WATCHDOG/STATUS
-//! worker/        one worker: app load, epoll event loop owning all socket I/O,
-//!                max_requests, --reload, SIGABRT stack dumps
+//! signals.rs     the self-pipe: signal handler → one byte → `Event`, per process
+//! heartbeat.rs   shared-memory liveness slots: the master reads, a worker writes
+//! arbiter/       the master: fork, reap, heartbeat timeouts, HUP generations,
+//!                USR2 re-exec, READY/WATCHDOG/STATUS, halting on 3 and 4
+//! worker/        one worker: boot, epoll event loop driving each connection's
+//!                phase, max_requests, --reload, SIGABRT stack dumps
 //! http/          bytes ↔ request heads, bodies, response heads (no pyo3)
-//! wsgi/          PEP 3333: environ, input, start_response, resumable responses
+//! wsgi/          PEP 3333: environ, input, start_response, the response state
+//!                machine, resumable responses
+//! sockio.rs      every socket call on a client connection: non-blocking for
+//!                the event loop, blocking (GIL released) where PEP 3333 waits
 //! python/        interpreter start-up (PyConfig), app import, config files, hooks
 //! systemd/       LISTEN_FDS activation, sd_notify (abstract sockets, FDSTORE)
 //! log/           error log and access log; journald native protocol
@@ -29,13 +40,16 @@
 pub mod arbiter;
 pub mod config;
 pub mod error;
+pub mod heartbeat;
 pub mod http;
+pub mod launch;
 pub mod listen;
 pub mod log;
 pub mod pidfile;
 pub mod privileges;
 pub mod proctitle;
 pub mod python;
+pub mod signals;
 pub mod sockio;
 pub mod startup;
 pub mod systemd;
@@ -48,11 +62,7 @@ pub mod wsgi;
 ///
 /// `env` is the process environment as it was at start-up; `main` has already
 /// removed the socket-activation variables from the real environment.
-pub fn run(
-    cli: config::raw::RawSettings,
-    env: startup::Env,
-    invocation: startup::Invocation,
-) -> i32 {
+pub fn run(cli: config::raw::RawSettings, env: launch::Env, invocation: launch::Invocation) -> i32 {
     match startup::prepare(cli, env, invocation) {
         Ok(startup::Prepared::Serve(arbiter)) => arbiter.run(),
         Ok(startup::Prepared::Exit(code)) => code,

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use rgunicorn::config::cli::{self, Command, Generated};
 use rgunicorn::config::raw::Source;
-use rgunicorn::error::EXIT_USAGE;
+use rgunicorn::error::ExitStatus;
 
 fn main() -> ExitCode {
     // Before any thread or the interpreter exists: it moves the environment.
     rgunicorn::proctitle::init();
-    let invocation = rgunicorn::startup::Invocation::capture();
+    let invocation = rgunicorn::launch::Invocation::capture();
     // Snapshot the environment, then remove the activation variables before any
     // thread or the interpreter exists, so the app never sees (or re-adopts) them.
     let env: HashMap<String, String> = std::env::vars().collect();
@@ -61,5 +61,5 @@ fn main() -> ExitCode {
 fn usage_error(e: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("rgunicorn: error: {e}");
     eprintln!("Try 'rgunicorn --help' for more information.");
-    ExitCode::from(EXIT_USAGE as u8)
+    ExitCode::from(ExitStatus::Usage)
 }

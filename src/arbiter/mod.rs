@@ -12,11 +12,11 @@
 //! workers and keep the master. A worker exiting with 3 (boot) or 4 (app load)
 //! halts the master with that status instead of respawning it in a loop —
 //! except during a reload, where it aborts the reload and the old workers serve on.
+//! Every reason to halt is a `Halt` (see `halt.rs`), with its status and sentence.
 
-pub mod heartbeat;
+mod halt;
 mod reexec;
 mod reload;
-pub mod signals;
 mod spawn;
 
 use std::collections::HashMap;
@@ -29,13 +29,15 @@ use nix::unistd::Pid;
 use pyo3::prelude::*;
 
 use crate::config::Config;
+use crate::error::ExitStatus;
+use crate::heartbeat::{self, Heartbeats};
+use crate::launch::Launch;
 use crate::listen::Listener;
 use crate::pidfile::Pidfile;
 use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
-use crate::startup::Settings;
+use crate::signals::{Event, SignalPipe};
 use crate::systemd::notify::Notifier;
-use crate::worker::WorkerExit;
-use signals::{Event, SignalPipe};
+use halt::Halt;
 
 /// How long the master sleeps between turns when nothing happens.
 const TICK: Duration = Duration::from_millis(1000);
@@ -71,7 +73,7 @@ enum Phase {
 pub struct Arbiter {
     config: Config,
     /// How to load the configuration again (SIGHUP) and re-execute (USR2).
-    settings: Settings,
+    launch: Launch,
     listeners: Vec<Listener>,
     /// Sockets of a previous configuration, dropped once its workers are gone.
     retired_listeners: Vec<Listener>,
@@ -81,7 +83,7 @@ pub struct Arbiter {
     booted_read: OwnedFd,
     booted_write: OwnedFd,
     notifier: Notifier,
-    heartbeats: heartbeat::Heartbeats,
+    heartbeats: Heartbeats,
     /// Server hooks from the Python config file.
     hooks: Hooks,
     /// Workers spawned so far (the next worker's age).
@@ -112,8 +114,8 @@ pub struct Arbiter {
     served_by_gone: u64,
     /// Total served and when, at the last STATUS=, for the req/s rate.
     last_served: (u64, Instant),
-    /// A hook whose failure stops Gunicorn raised: halt with this status.
-    fatal: Option<i32>,
+    /// A hook whose failure stops Gunicorn raised: halt at the end of this turn.
+    halting: Option<Halt>,
 }
 
 impl Arbiter {
@@ -129,16 +131,16 @@ impl Arbiter {
         signals: SignalPipe,
         notifier: Notifier,
         hooks: Hooks,
-        settings: Settings,
+        launch: Launch,
     ) -> std::io::Result<Arbiter> {
         let (booted_read, booted_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
-        let parent_master = settings
+        let parent_master = launch
             .var(reexec::PARENT_MASTER)
             .and_then(|p| p.parse::<i32>().ok())
             .map(Pid::from_raw)
             .filter(|p| *p == nix::unistd::getppid());
-        let takeover = parent_master.is_some() && settings.var(reexec::TAKEOVER).is_some();
+        let takeover = parent_master.is_some() && launch.var(reexec::TAKEOVER).is_some();
         let pidfile = match &config.pidfile {
             Some(path) if parent_master.is_some() => Some(Pidfile::create(
                 &Pidfile::upgrade_path(path),
@@ -150,7 +152,7 @@ impl Arbiter {
         let num_workers = config.workers;
         Ok(Arbiter {
             config,
-            settings,
+            launch,
             listeners,
             retired_listeners: Vec::new(),
             workers: HashMap::new(),
@@ -158,7 +160,7 @@ impl Arbiter {
             booted_read,
             booted_write,
             notifier,
-            heartbeats: heartbeat::Heartbeats::new()?,
+            heartbeats: Heartbeats::new()?,
             hooks,
             spawned: 0,
             generation: 0,
@@ -176,7 +178,7 @@ impl Arbiter {
             timeouts: 0,
             served_by_gone: 0,
             last_served: (0, Instant::now()),
-            fatal: None,
+            halting: None,
         })
     }
 
@@ -207,10 +209,10 @@ impl Arbiter {
             for event in self.signals.drain() {
                 self.handle(event);
             }
-            if let Some(code) = self.fatal.take().or_else(|| self.reap()) {
-                let code = self.halt(code);
+            if let Some(halt) = self.halting.take().or_else(|| self.reap()) {
+                let status = self.halt(halt);
                 self.exit_hooks();
-                return code;
+                return status.code();
             }
             self.read_boot_reports();
             self.check_timeouts();
@@ -220,7 +222,7 @@ impl Arbiter {
                 if self.workers.is_empty() {
                     crate::log::info("Shutting down: Master");
                     self.exit_hooks();
-                    return 0;
+                    return ExitStatus::Ok.code();
                 }
                 if Instant::now() >= deadline {
                     self.signal_all(Signal::SIGKILL);
@@ -334,7 +336,7 @@ impl Arbiter {
             };
             if Python::attach(|py| self.hooks.pre_fork(py, self.view(), worker)).is_err() {
                 // Gunicorn's master dies when pre_fork raises.
-                self.fatal = Some(crate::error::EXIT_RUNTIME);
+                self.halting = Some(Halt::HookFailed);
                 return false;
             }
         }
@@ -469,8 +471,8 @@ impl Arbiter {
         }
     }
 
-    /// Reap exited children. Returns an exit status when the master must halt.
-    fn reap(&mut self) -> Option<i32> {
+    /// Reap exited children. Returns why the master must halt, if it must.
+    fn reap(&mut self) -> Option<Halt> {
         let mut halt = None;
         loop {
             let (pid, code) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
@@ -493,29 +495,26 @@ impl Arbiter {
             self.heartbeats.release(w.slot);
             self.child_exit(pid, &w);
             let expected = w.retiring || self.phase != Phase::Running;
-            match code.map(WorkerExit::from_code) {
-                Some(Some(fatal @ (WorkerExit::AppLoadError | WorkerExit::BootError))) => {
-                    let what = if fatal == WorkerExit::AppLoadError {
-                        "failed to load the application"
+            match code.map(|c| (c, ExitStatus::from_code(c))) {
+                Some((_, Some(exit @ (ExitStatus::AppLoad | ExitStatus::WorkerBoot)))) => {
+                    let (fatal, what) = if exit == ExitStatus::AppLoad {
+                        (Halt::AppLoad, "failed to load the application")
                     } else {
-                        "failed to boot"
+                        (Halt::WorkerBoot, "failed to boot")
                     };
                     crate::log::error(&format!("Worker (pid:{pid}) {what}"));
                     if self.reload.is_some() && w.generation == self.generation {
                         self.abort_reload();
                     } else if !w.retiring {
-                        halt = Some(fatal as i32);
+                        halt = Some(fatal);
                     }
                 }
-                Some(Some(WorkerExit::Ok)) if !expected => {
+                Some((_, Some(ExitStatus::Ok))) if !expected => {
                     crate::log::info(&format!("Worker (pid:{pid}) exited; replacing it"));
                 }
-                Some(Some(WorkerExit::Ok)) => {}
-                Some(None) => {
-                    crate::log::error(&format!(
-                        "Worker (pid:{pid}) exited with code {}",
-                        code.unwrap_or(0)
-                    ));
+                Some((_, Some(ExitStatus::Ok))) => {}
+                Some((code, _)) => {
+                    crate::log::error(&format!("Worker (pid:{pid}) exited with code {code}"));
                 }
                 None if !expected => {
                     crate::log::error(&format!("Worker (pid:{pid}) was killed by a signal"))
@@ -578,7 +577,7 @@ impl Arbiter {
         if self.hooks.is_set(Hook::WhenReady)
             && Python::attach(|py| self.hooks.when_ready(py, self.view())).is_err()
         {
-            self.fatal = Some(crate::error::EXIT_RUNTIME);
+            self.halting = Some(Halt::HookFailed);
         }
         self.notifier.ready(&self.status_line());
         crate::log::info(&format!("Ready: {booted} worker(s) serving"));
@@ -661,25 +660,5 @@ impl Arbiter {
             self.last_served = (total, now);
             self.last_status = now;
         }
-    }
-
-    /// Stop everything after a fatal worker exit and return `code`.
-    fn halt(&mut self, code: i32) -> i32 {
-        let reason = match WorkerExit::from_code(code) {
-            Some(WorkerExit::AppLoadError) => "App failed to load.",
-            Some(WorkerExit::BootError) => "Worker failed to boot.",
-            _ => "A server hook failed.",
-        };
-        crate::log::info(&format!("Shutting down: Master\nReason: {reason}"));
-        self.notifier.stopping();
-        self.signal_all(Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(self.config.graceful_timeout.min(5));
-        while !self.workers.is_empty() && Instant::now() < deadline {
-            self.wait_for_activity();
-            let _ = self.reap();
-        }
-        self.signal_all(Signal::SIGKILL);
-        self.listeners.clear();
-        code
     }
 }

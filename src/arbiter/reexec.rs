@@ -18,8 +18,8 @@ use std::os::unix::ffi::OsStrExt;
 
 use nix::unistd::Pid;
 
+use crate::launch::Invocation;
 use crate::listen::Listener;
-use crate::startup::Invocation;
 
 /// Environment variable naming the master that started us with USR2.
 pub const PARENT_MASTER: &str = "RGUNICORN_PARENT_MASTER";

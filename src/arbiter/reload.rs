@@ -40,7 +40,7 @@ impl Arbiter {
             self.upgrade(true);
             return;
         }
-        let loaded = match self.settings.load() {
+        let loaded = match self.launch.load() {
             Ok(l) => l,
             Err(e) => {
                 crate::log::error(&format!(
@@ -50,7 +50,7 @@ impl Arbiter {
                 return;
             }
         };
-        if let Err(e) = crate::startup::apply_process_settings(&loaded.config) {
+        if let Err(e) = crate::launch::apply_process_settings(&loaded.config) {
             crate::log::error(&format!(
                 "Reload failed, keeping the running configuration: {e}"
             ));
@@ -79,7 +79,7 @@ impl Arbiter {
                 }
             }
         }
-        crate::startup::warn_unfired_hooks(&loaded.hooks);
+        crate::launch::warn_unfired_hooks(&loaded.hooks);
         let previous_config = std::mem::replace(&mut self.config, loaded.config);
         let previous_hooks = std::mem::replace(&mut self.hooks, loaded.hooks);
         if self.hooks.is_set(Hook::OnReload) {
@@ -221,12 +221,12 @@ impl Arbiter {
             Python::attach(|py| self.hooks.pre_exec(py, self.view()));
         }
         let env: Vec<(String, String)> = self
-            .settings
+            .launch
             .env
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        match reexec::reexec(&self.settings.invocation, &env, &self.listeners, takeover) {
+        match reexec::reexec(&self.launch.invocation, &env, &self.listeners, takeover) {
             Ok(pid) => {
                 crate::log::info(&format!("Started a new master (pid:{pid})"));
                 self.reexec_child = Some(pid);

@@ -11,8 +11,9 @@ use nix::unistd::{ForkResult, Pid, fork};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use super::heartbeat::Slot;
 use crate::config::Config;
+use crate::error::ExitStatus;
+use crate::heartbeat::Slot;
 use crate::listen::Listener;
 use crate::python::hooks::Hooks;
 use crate::worker::{WorkerInit, run_worker};
@@ -85,8 +86,8 @@ fn child_init<'a>(inherit: &Inherit<'a>, heartbeat: Slot, age: u64) -> WorkerIni
         .as_fd()
         .try_clone_to_owned()
         .unwrap_or_else(|_| {
-            // SAFETY: nothing to clean up yet in the child; 3 = worker boot failure.
-            unsafe { libc::_exit(3) }
+            // SAFETY: nothing to clean up yet in the child.
+            unsafe { libc::_exit(ExitStatus::WorkerBoot.code()) }
         });
     WorkerInit {
         config: inherit.config,

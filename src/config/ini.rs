@@ -19,67 +19,96 @@ use super::{Kind, SETTINGS, SettingError, setting};
 /// # Errors
 /// Syntax errors, unknown sections and keys (with a suggestion), hooks.
 pub fn parse(text: &str, path: &str) -> Result<RawSettings, SettingError> {
-    let mut raw = RawSettings::default();
-    let mut in_section = false;
-    let mut seen_section = false;
-    // What a continuation line extends.
-    let mut last: Option<Last> = None;
-    let at = |line: usize| Source::ConfigFile {
-        path: path.to_owned(),
-        line: Some(line),
+    let mut parser = Parser {
+        path,
+        raw: RawSettings::default(),
+        in_section: false,
+        last: None,
     };
-    let err = |line: usize, msg: String| SettingError::File(format!("{path}:{line}: {msg}"));
     for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
+        parser.line(i + 1, line)?;
+    }
+    // Every entry passed `entry`, which refuses settings before `[rgunicorn]`.
+    Ok(parser.raw)
+}
+
+/// What one line of the file leaves for the next.
+struct Parser<'p> {
+    /// The file, for sources and messages.
+    path: &'p str,
+    /// Entries so far.
+    raw: RawSettings,
+    /// A `[rgunicorn]` header has been seen (no other section is allowed).
+    in_section: bool,
+    /// What a continuation line extends.
+    last: Option<Last>,
+}
+
+impl Parser<'_> {
+    /// Read line `n` (1-based).
+    fn line(&mut self, n: usize, line: &str) -> Result<(), SettingError> {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
-            continue;
+            return Ok(());
         }
-        let indented = line.starts_with([' ', '\t']);
-        if indented {
-            match last {
-                Some(Last::List(s)) => raw.push(s, trimmed, at(n)),
-                Some(Last::Scalar(idx)) => {
-                    let entry = &mut raw.entries[idx];
-                    entry.value.push('\n');
-                    entry.value.push_str(trimmed);
-                }
-                None => return Err(err(n, "continuation line without a key".into())),
+        if line.starts_with([' ', '\t']) {
+            self.continuation(n, trimmed)
+        } else if let Some(name) = trimmed.strip_prefix('[') {
+            self.section(n, trimmed, name)
+        } else {
+            self.entry(n, trimmed)
+        }
+    }
+
+    /// An indented line: one more list item, or more of a scalar's value.
+    fn continuation(&mut self, n: usize, trimmed: &str) -> Result<(), SettingError> {
+        match self.last {
+            Some(Last::List(s)) => self.raw.push(s, trimmed, self.at(n)),
+            Some(Last::Scalar(idx)) => {
+                let entry = &mut self.raw.entries[idx];
+                entry.value.push('\n');
+                entry.value.push_str(trimmed);
             }
-            continue;
+            None => return Err(self.error(n, "continuation line without a key".into())),
         }
-        if let Some(name) = trimmed.strip_prefix('[') {
-            let name = name
-                .strip_suffix(']')
-                .ok_or_else(|| err(n, format!("malformed section header {trimmed:?}")))?;
-            if !matches!(name.trim(), "rgunicorn" | "gunicorn") {
-                return Err(err(
-                    n,
-                    format!("unknown section [{name}]; settings go in [rgunicorn]"),
-                ));
-            }
-            in_section = true;
-            seen_section = true;
-            last = None;
-            continue;
+        Ok(())
+    }
+
+    /// `[rgunicorn]` (or `[gunicorn]`); any other section is refused.
+    fn section(&mut self, n: usize, header: &str, name: &str) -> Result<(), SettingError> {
+        let name = name
+            .strip_suffix(']')
+            .ok_or_else(|| self.error(n, format!("malformed section header {header:?}")))?;
+        if !matches!(name.trim(), "rgunicorn" | "gunicorn") {
+            return Err(self.error(
+                n,
+                format!("unknown section [{name}]; settings go in [rgunicorn]"),
+            ));
         }
+        self.in_section = true;
+        self.last = None;
+        Ok(())
+    }
+
+    /// `key = value` (or `key: value`) for a setting the registry knows.
+    fn entry(&mut self, n: usize, trimmed: &str) -> Result<(), SettingError> {
         let (key, value) = trimmed
             .split_once('=')
             .or_else(|| trimmed.split_once(':'))
-            .ok_or_else(|| err(n, format!("expected key = value, got {trimmed:?}")))?;
-        if !in_section {
-            return Err(err(n, "setting outside the [rgunicorn] section".into()));
+            .ok_or_else(|| self.error(n, format!("expected key = value, got {trimmed:?}")))?;
+        if !self.in_section {
+            return Err(self.error(n, "setting outside the [rgunicorn] section".into()));
         }
         let key = key.trim().to_ascii_lowercase().replace('-', "_");
         let Some(s) = setting(&key) else {
             return Err(SettingError::UnknownKey {
                 suggestion: suggest_key(&key),
                 key,
-                origin: at(n).to_string(),
+                origin: self.at(n).to_string(),
             });
         };
         if let Kind::Hook(_) = s.kind {
-            return Err(err(
+            return Err(self.error(
                 n,
                 format!(
                     "{key} is a server hook; hooks can only be defined in a Python config file"
@@ -90,20 +119,26 @@ pub fn parse(text: &str, path: &str) -> Result<RawSettings, SettingError> {
         if s.kind == Kind::List {
             // `bind =` alone opens a list continued on the indented lines below.
             if !value.is_empty() {
-                raw.push(s, value, at(n));
+                self.raw.push(s, value, self.at(n));
             }
-            last = Some(Last::List(s));
+            self.last = Some(Last::List(s));
         } else {
-            raw.push(s, value, at(n));
-            last = Some(Last::Scalar(raw.entries.len() - 1));
+            self.raw.push(s, value, self.at(n));
+            self.last = Some(Last::Scalar(self.raw.entries.len() - 1));
+        }
+        Ok(())
+    }
+
+    fn at(&self, line: usize) -> Source {
+        Source::ConfigFile {
+            path: self.path.to_owned(),
+            line: Some(line),
         }
     }
-    if !seen_section && !raw.entries.is_empty() {
-        return Err(SettingError::File(format!(
-            "{path}: no [rgunicorn] section"
-        )));
+
+    fn error(&self, line: usize, msg: String) -> SettingError {
+        SettingError::File(format!("{}:{line}: {msg}", self.path))
     }
-    Ok(raw)
 }
 
 /// What an indented continuation line belongs to.
@@ -180,6 +215,38 @@ mod tests {
                 origin: "x.conf:2".into()
             }
         );
+    }
+
+    #[test]
+    fn an_indented_line_continues_a_scalar_value() {
+        let raw = parse("[gunicorn]\nproc_name = one\n  two\n", "x.conf").unwrap();
+        assert_eq!(raw.entries.len(), 1);
+        assert_eq!(raw.entries[0].value, "one\ntwo");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file_and_line() {
+        let cases = [
+            (
+                "  workers = 2\n",
+                "x.conf:1: continuation line without a key",
+            ),
+            (
+                "[rgunicorn\n",
+                "x.conf:1: malformed section header \"[rgunicorn\"",
+            ),
+            (
+                "[rgunicorn]\n\nworkers\n",
+                "x.conf:3: expected key = value, got \"workers\"",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(
+                parse(text, "x.conf").unwrap_err(),
+                SettingError::File(message.into()),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
 use super::hooks::{Hook, Hooks};
 use crate::config::raw::{RawSettings, Source};
-use crate::config::{Kind, SettingError, ini::suggest_key, setting};
+use crate::config::{Kind, Setting, SettingError, ini::suggest_key, setting};
 
 /// Why a Python config file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -36,39 +36,10 @@ pub enum ConfError {
 /// # Errors
 /// [`ConfError`].
 pub fn load(py: Python<'_>, spec: &str) -> Result<(RawSettings, Hooks), ConfError> {
-    let failed = |detail: String| ConfError::Failed {
-        path: spec.to_owned(),
-        detail,
+    let (namespace, source_text) = match spec.strip_prefix("python:") {
+        Some(module) => import_module(py, spec, module)?,
+        None => exec_file(py, spec).map(|(ns, text)| (ns, Some(text)))?,
     };
-    let (namespace, source_text, path) = if let Some(module) = spec.strip_prefix("python:") {
-        let m = py
-            .import(module)
-            .map_err(|e| failed(super::format_traceback(py, &e)))?;
-        let file: Option<String> = m.getattr("__file__").ok().and_then(|f| f.extract().ok());
-        let text = file
-            .as_deref()
-            .and_then(|f| std::fs::read_to_string(f).ok());
-        (m.dict(), text, spec.to_owned())
-    } else {
-        let text = std::fs::read_to_string(spec).map_err(|e| failed(e.to_string()))?;
-        let ns = PyDict::new(py);
-        ns.set_item("__file__", spec)
-            .map_err(|e| failed(e.to_string()))?;
-        ns.set_item("__name__", "__config__")
-            .map_err(|e| failed(e.to_string()))?;
-        let builtins = py.import("builtins").map_err(|e| failed(e.to_string()))?;
-        ns.set_item("__builtins__", builtins)
-            .map_err(|e| failed(e.to_string()))?;
-        let compiled = py
-            .import("builtins")
-            .and_then(|b| b.getattr("compile")?.call1((text.as_str(), spec, "exec")))
-            .map_err(|e| failed(super::format_traceback(py, &e)))?;
-        py.import("builtins")
-            .and_then(|b| b.getattr("exec")?.call1((compiled, &ns)))
-            .map_err(|e| failed(super::format_traceback(py, &e)))?;
-        (ns, Some(text), spec.to_owned())
-    };
-
     let mut raw = RawSettings::default();
     let mut hooks = Hooks::default();
     for (name, value) in namespace.iter() {
@@ -79,7 +50,7 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<(RawSettings, Hooks), ConfErro
             continue;
         }
         let source = Source::ConfigFile {
-            path: path.clone(),
+            path: spec.to_owned(),
             line: source_text
                 .as_deref()
                 .and_then(|t| assignment_line(t, &name)),
@@ -102,72 +73,115 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<(RawSettings, Hooks), ConfErro
         }
         match s.kind {
             Kind::Hook(arity) => {
-                let hook =
-                    Hook::from_key(s.key).ok_or_else(|| failed(format!("unknown hook {name}")))?;
-                check_hook(py, &value, hook, arity).map_err(|reason| {
-                    ConfError::Setting(SettingError::At {
-                        error: Box::new(SettingError::Invalid {
-                            key: s.key,
-                            value: value.to_string(),
-                            reason,
-                        }),
-                        origin: source.to_string(),
-                    })
+                let hook = Hook::from_key(s.key)
+                    .ok_or_else(|| failed(spec, format!("unknown hook {name}")))?;
+                check_hook(py, &value, hook, arity).map_err(|reason| SettingError::At {
+                    error: Box::new(SettingError::Invalid {
+                        key: s.key,
+                        value: value.to_string(),
+                        reason,
+                    }),
+                    origin: source.to_string(),
                 })?;
                 let shown = value.repr().map(|r| r.to_string()).unwrap_or_default();
                 raw.push(s, shown, source);
                 hooks.set(hook, value.unbind());
             }
-            Kind::List => {
-                if let Ok(list) = value.cast::<PyList>() {
-                    for item in list.iter() {
-                        raw.push(
-                            s,
-                            item.str().map_err(|e| failed(e.to_string()))?.to_string(),
-                            source.clone(),
-                        );
-                    }
-                } else if let Ok(tuple) = value.cast::<PyTuple>() {
-                    for item in tuple.iter() {
-                        raw.push(
-                            s,
-                            item.str().map_err(|e| failed(e.to_string()))?.to_string(),
-                            source.clone(),
-                        );
-                    }
-                } else {
-                    raw.push(
-                        s,
-                        value.str().map_err(|e| failed(e.to_string()))?.to_string(),
-                        source,
-                    );
-                }
-            }
-            Kind::Bool if value.is_instance_of::<PyBool>() => {
-                raw.push(
-                    s,
-                    if value.is_truthy().unwrap_or(false) {
-                        "true"
-                    } else {
-                        "false"
-                    },
-                    source,
-                );
-            }
-            Kind::Dict => {
-                let text = match value.cast::<PyDict>() {
-                    Ok(d) if d.is_empty() => String::new(),
-                    _ => value.repr().map(|r| r.to_string()).unwrap_or_default(),
-                };
-                raw.push(s, text, source);
-            }
             _ => {
-                let text = value.str().map_err(|e| failed(e.to_string()))?.to_string();
-                raw.push(s, text, source);
+                push_value(&mut raw, s, &value, source).map_err(|e| failed(spec, e.to_string()))?
             }
         }
     }
     Ok((raw, hooks))
+}
+
+fn failed(spec: &str, detail: String) -> ConfError {
+    ConfError::Failed {
+        path: spec.to_owned(),
+        detail,
+    }
+}
+
+/// `python:module`: import it; its globals are the settings. The source text
+/// (for line numbers) is read when the module has a file.
+fn import_module<'py>(
+    py: Python<'py>,
+    spec: &str,
+    module: &str,
+) -> Result<(Bound<'py, PyDict>, Option<String>), ConfError> {
+    let m = py
+        .import(module)
+        .map_err(|e| failed(spec, super::format_traceback(py, &e)))?;
+    let file: Option<String> = m.getattr("__file__").ok().and_then(|f| f.extract().ok());
+    let text = file
+        .as_deref()
+        .and_then(|f| std::fs::read_to_string(f).ok());
+    Ok((m.dict(), text))
+}
+
+/// A config file path: run it in a fresh namespace, as Gunicorn does; returns
+/// that namespace and the file's text.
+fn exec_file<'py>(py: Python<'py>, path: &str) -> Result<(Bound<'py, PyDict>, String), ConfError> {
+    let text = std::fs::read_to_string(path).map_err(|e| failed(path, e.to_string()))?;
+    let ns = PyDict::new(py);
+    let prepare = || -> PyResult<()> {
+        ns.set_item("__file__", path)?;
+        ns.set_item("__name__", "__config__")?;
+        ns.set_item("__builtins__", py.import("builtins")?)
+    };
+    prepare().map_err(|e| failed(path, e.to_string()))?;
+    let run = || -> PyResult<()> {
+        let builtins = py.import("builtins")?;
+        let compiled = builtins
+            .getattr("compile")?
+            .call1((text.as_str(), path, "exec"))?;
+        builtins.getattr("exec")?.call1((compiled, &ns))?;
+        Ok(())
+    };
+    run().map_err(|e| failed(path, super::format_traceback(py, &e)))?;
+    Ok((ns, text))
+}
+
+/// Add `value` as text for the registry to parse: list settings take one entry
+/// per item of a list or tuple, Python booleans are spelled `true`/`false`, an
+/// empty dict is empty and other dicts are their repr; the rest is `str()`.
+fn push_value(
+    raw: &mut RawSettings,
+    s: &'static Setting,
+    value: &Bound<'_, PyAny>,
+    source: Source,
+) -> PyResult<()> {
+    match s.kind {
+        Kind::List => {
+            let items: Vec<Bound<'_, PyAny>> = if let Ok(list) = value.cast::<PyList>() {
+                list.iter().collect()
+            } else if let Ok(tuple) = value.cast::<PyTuple>() {
+                tuple.iter().collect()
+            } else {
+                vec![value.clone()]
+            };
+            for item in items {
+                raw.push(s, item.str()?.to_string(), source.clone());
+            }
+        }
+        Kind::Bool if value.is_instance_of::<PyBool>() => {
+            let text = if value.is_truthy().unwrap_or(false) {
+                "true"
+            } else {
+                "false"
+            };
+            raw.push(s, text, source);
+        }
+        Kind::Dict => {
+            let text = match value.cast::<PyDict>() {
+                Ok(d) if d.is_empty() => String::new(),
+                _ => value.repr().map(|r| r.to_string()).unwrap_or_default(),
+            };
+            raw.push(s, text, source);
+        }
+        _ => raw.push(s, value.str()?.to_string(), source),
+    }
+    Ok(())
 }
 
 /// Gunicorn's arity check: the number of positional parameters must match.

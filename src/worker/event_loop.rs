@@ -33,12 +33,12 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use pyo3::Python;
 
-use crate::arbiter::heartbeat::Slot;
-use crate::arbiter::signals::{Event, SignalPipe};
 use crate::config::{Config, HeaderMap};
+use crate::heartbeat::Slot;
 use crate::http::head::{self, BodyKind, Limits, RequestHead};
 use crate::listen::{Kind, Listener};
 use crate::log::access::AccessLog;
+use crate::signals::{Event, SignalPipe};
 use crate::wsgi::{ConnInfo, Wsgi};
 
 use super::abort::AbortFlag;

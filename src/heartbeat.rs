@@ -12,6 +12,10 @@
 //! the writer makes the generation odd, writes, makes it even again; a reader
 //! retries while it is odd or changed under it. Every byte is an atomic, so a
 //! torn read is merely discarded, never undefined behaviour.
+//!
+//! This is a contract between the two kinds of process, so it lives beside
+//! both: the arbiter maps, hands out and reads slots; a worker only writes its
+//! own. Neither imports the other to reach it.
 
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::Duration;

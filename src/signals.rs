@@ -4,7 +4,9 @@
 //! (async-signal-safe); the owning loop reads the bytes and turns them into
 //! [`Event`]s. The pipe's write end is the one global the crate allows: a signal
 //! handler has no other way to reach the loop. The master and each worker
-//! (after fork) install their own pipe.
+//! (after fork) install their own pipe, with their own signal set
+//! ([`MASTER_SIGNALS`], [`WORKER_SIGNALS`]); both loops read the same [`Event`]s,
+//! so this module sits beside them rather than inside either.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
