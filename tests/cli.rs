@@ -1,5 +1,6 @@
-//! Command-line behaviour and exit codes (STYLE §3: 0 ok, 2 usage error,
-//! 4 app load failure) for runs that never get to serve.
+//! Command-line behaviour and exit codes for runs that never get to serve. The
+//! codes are public API, listed under EXIT STATUS in rgunicorn(1): 0 ok, 2 usage
+//! error (bad flag or value), 4 the app failed to load (3 and 4 as in Gunicorn).
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,17 @@ fn unknown_flag_is_usage_error() {
         text(&out.stderr).contains("--no-such-flag"),
         "the error should quote the bad flag: {}",
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn unknown_flag_suggests_the_setting_it_means() {
+    let out = run_cli(&["--port", "8000", "hello:app"], Duration::from_secs(10));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("--port") && stderr.contains("did you mean --bind"),
+        "the error should point --port at --bind: {stderr}"
     );
 }
 

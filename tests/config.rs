@@ -4,30 +4,20 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::support::{BIN, SCRUBBED_ENV, Server, TempDir, apps_dir, wait_gone};
+use crate::support::{Server, TempDir, apps_dir, run_cli_in, wait_gone};
+
+/// Longest a run that never serves may take; one that hangs fails its test.
+const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Run the binary to completion in `cwd` with extra environment.
+#[track_caller]
 fn run(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(cwd).stdin(Stdio::null());
-    for name in SCRUBBED_ENV {
-        cmd.env_remove(name);
-    }
-    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn rgunicorn");
-    child.wait_with_output().expect("wait rgunicorn")
+    run_cli_in(cwd, args, env, RUN_TIMEOUT)
 }
 
 /// `--print-config` output as (key, value, source) for one key.
@@ -294,6 +284,38 @@ fn bad_values_and_unknown_keys_exit_2_naming_them() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
     let out = run(dir.path(), &["-c", "missing.py", "app:app"], &[]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn names_users_reach_for_point_at_the_setting_they_mean() {
+    let dir = TempDir::new("meaning");
+    let cases = [
+        ("app.py", "app = 'hello:app'\n", "did you mean wsgi_app"),
+        (
+            "module.py",
+            "module = 'hello:app'\n",
+            "did you mean wsgi_app",
+        ),
+        ("port.py", "port = 8000\n", "did you mean bind"),
+    ];
+    for (file, text, needle) in cases {
+        fs::write(dir.path().join(file), text).unwrap();
+        let out = run(dir.path(), &["-c", file, "app:app"], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{file}: {needle:?} not in {stderr}"
+        );
+    }
+    // A Python file that sets bind itself uses `port` as a helper variable.
+    let helper = "port = 8123\nbind = [f'127.0.0.1:{port}']\n";
+    fs::write(dir.path().join("helper.py"), helper).unwrap();
+    let args = ["--print-config", "-c", "helper.py", "app:app"];
+    let out = run(dir.path(), &args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(printed(&out, "bind").0, "127.0.0.1:8123");
 }
 
 #[test]

@@ -6,7 +6,10 @@
 //! [`RawSettings`]; validation happens when they are resolved.
 
 use super::raw::{RawSettings, Source};
-use super::{Arity, SETTINGS, Setting, SettingError, setting};
+use super::{Arity, SETTINGS, Setting, SettingError, setting, suggest_flag};
+
+// TODO(#9): ini.rs moves to `config::suggest_key`; then remove.
+pub(crate) use super::suggestion::edit_distance;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -182,7 +185,7 @@ fn find(arg: &str) -> Result<(&'static Setting, String, Option<String>), Setting
             .find(|s| s.flags.contains(&flag.as_str()))
             .map(|s| (*s, flag.clone(), inline))
             .ok_or_else(|| SettingError::UnknownFlag {
-                suggestion: suggest(&flag),
+                suggestion: suggest_flag(&flag),
                 flag,
             });
     }
@@ -193,39 +196,11 @@ fn find(arg: &str) -> Result<(&'static Setting, String, Option<String>), Setting
         .iter()
         .find(|s| s.flags.contains(&flag.as_str()))
         .ok_or_else(|| SettingError::UnknownFlag {
-            suggestion: suggest(arg),
+            suggestion: suggest_flag(arg),
             flag: arg.to_owned(),
         })?;
     let inline = (!rest.is_empty()).then(|| rest.trim_start_matches('=').to_owned());
     Ok((setting, flag, inline))
-}
-
-/// The declared flag closest to `typed`, when it is plausibly a typo.
-fn suggest(typed: &str) -> Option<&'static str> {
-    let normalized = typed.replace('_', "-");
-    SETTINGS
-        .iter()
-        .flat_map(|s| s.flags.iter().copied())
-        .filter(|f| f.starts_with("--"))
-        .map(|f| (edit_distance(&normalized, &f.replace('_', "-")), f))
-        .filter(|(d, f)| *d <= 2.max(f.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, f)| f)
-}
-
-/// Levenshtein distance, for "did you mean" suggestions.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -272,6 +247,18 @@ mod tests {
             SettingError::UnknownFlag {
                 flag: "--worker".into(),
                 suggestion: Some("--workers")
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_flag_suggests_by_meaning() {
+        let err = parse(["--port", "8000", "app"], Source::CommandLine).unwrap_err();
+        assert_eq!(
+            err,
+            SettingError::UnknownFlag {
+                flag: "--port".into(),
+                suggestion: Some("--bind")
             }
         );
     }

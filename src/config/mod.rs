@@ -7,10 +7,15 @@
 //! defaults follow Gunicorn's settings reference.
 //!
 //! Two stages: [`raw::RawSettings`] is what was typed, source by source (command
-//! line, `RGUNICORN_CMD_ARGS`, a config file), as strings. [`resolve`] applies
+//! line, `RGUNICORN_CMD_ARGS`, a config file), as strings. [`resolve()`] applies
 //! them in Gunicorn's precedence order through each setting's `apply`, which
 //! validates and never does I/O, then the documented env fallbacks, and yields
 //! the read-only [`Config`] plus where each value came from.
+//!
+//! `Config` holds each setting's meaning, not its spelling: log destinations are
+//! [`LogTarget`]s, `header_map` answers [`HeaderMap::verdict`] per header name,
+//! and the timeouts are [`Duration`]s ([`Config::timeout`], [`Config::io_timeout`],
+//! [`Config::keepalive`], ...), so no caller re-decides what `0` or `-` means.
 
 pub mod cli;
 mod defs;
@@ -18,13 +23,17 @@ pub mod docs;
 pub mod ini;
 pub mod raw;
 pub mod resolve;
+mod suggestion;
 
 pub use resolve::{Origins, resolve};
+pub use suggestion::{suggest_flag, suggest_key};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::http::head::Limits;
 use crate::listen::Address;
+use crate::log::LogTarget;
 
 /// Error from a bad value or an unknown key; always a usage error (exit status 2).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -44,7 +53,7 @@ pub enum SettingError {
     UnknownFlag {
         /// The flag as typed.
         flag: String,
-        /// The closest declared flag, if any is close.
+        /// The flag (or argument) it probably meant, by spelling or by meaning.
         suggestion: Option<&'static str>,
     },
     /// A value flag at the end of argv.
@@ -67,7 +76,7 @@ pub enum SettingError {
     UnknownKey {
         /// The key as written.
         key: String,
-        /// The closest declared key, if any is close.
+        /// The setting it probably meant, by spelling or by meaning.
         suggestion: Option<&'static str>,
         /// Where it was written (file and line).
         origin: String,
@@ -264,7 +273,35 @@ pub enum HeaderMap {
     Dangerous,
 }
 
-/// The resolved configuration: read-only once [`resolve`] returns it.
+/// What becomes of one request header, by its name: [`HeaderMap::verdict`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderVerdict {
+    /// Map it into the environ like any header.
+    Pass,
+    /// Leave it out of the environ; the request goes on.
+    Drop,
+    /// Answer the whole request with 400 Bad Request.
+    Refuse,
+}
+
+impl HeaderMap {
+    /// The verdict on a header called `name`. Only names containing `_` are
+    /// judged: `X_Forwarded_For` and `X-Forwarded-For` both become
+    /// `HTTP_X_FORWARDED_FOR`, so an underscore name could pose as a header a
+    /// proxy set. Every other name passes.
+    pub fn verdict(self, name: &str) -> HeaderVerdict {
+        if !name.contains('_') {
+            return HeaderVerdict::Pass;
+        }
+        match self {
+            HeaderMap::Drop => HeaderVerdict::Drop,
+            HeaderMap::Refuse => HeaderVerdict::Refuse,
+            HeaderMap::Dangerous => HeaderVerdict::Pass,
+        }
+    }
+}
+
+/// The resolved configuration: read-only once [`resolve()`] returns it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// `wsgi_app` / APP_MODULE: `module[:expression]`.
@@ -286,14 +323,20 @@ pub struct Config {
     /// Most simultaneous connections per worker.
     pub worker_connections: usize,
     /// Seconds a worker may be silent before it is killed (0 disables).
+    // TODO(#9): callers in arbiter/, worker/ and wsgi/ move to `timeout()` and
+    // `io_timeout()`; then make this private.
     pub timeout: u64,
     /// Seconds a graceful stop waits for in-flight requests.
+    // TODO(#9): callers in arbiter/ move to `graceful_timeout()`; then make this private.
     pub graceful_timeout: u64,
     /// Seconds an idle keep-alive connection is kept open (0 disables keep-alive).
+    // TODO(#9): callers in worker/ move to `keepalive()` and `idle_timeout()`;
+    // then make this private.
     pub keepalive: u64,
     /// Request head limits.
     pub limits: Limits,
-    /// What to do with header names containing `_`.
+    /// What to do with header names containing `_`; ask [`HeaderMap::verdict`]
+    /// (or [`Config::header_verdict`]) rather than looking at the name yourself.
     pub header_map: HeaderMap,
     /// Use sendfile(2) for `wsgi.file_wrapper` responses.
     pub sendfile_enabled: bool,
@@ -305,11 +348,19 @@ pub struct Config {
     pub virtualenv: Option<PathBuf>,
     /// `KEY=VALUE` pairs set in the environment before the app loads.
     pub raw_env: Vec<(String, String)>,
-    /// Access log destination (`-` is stdout); none disables the access log.
+    /// Where the access log goes; `None` (no `accesslog`) writes none.
+    pub access_log: Option<LogTarget>,
+    /// `accesslog` as typed.
+    // TODO(#9): callers in worker/ and startup.rs move to `access_log` and
+    // `log_files()`; then remove.
     pub accesslog: Option<String>,
     /// Access log format in Gunicorn's `%(x)s` atoms.
     pub access_log_format: String,
-    /// Error log destination (`-` is stderr).
+    /// Where the error log goes.
+    pub error_log: LogTarget,
+    /// `errorlog` as typed.
+    // TODO(#9): callers in worker/ and startup.rs move to `error_log` and
+    // `log_files()`; then remove.
     pub errorlog: String,
     /// Minimum level written to the error log.
     pub loglevel: crate::log::Level,
@@ -367,8 +418,10 @@ impl Default for Config {
             pythonpath: Vec::new(),
             virtualenv: None,
             raw_env: Vec::new(),
+            access_log: None,
             accesslog: None,
             access_log_format: crate::log::access::DEFAULT_FORMAT.to_owned(),
+            error_log: LogTarget::Stdio,
             errorlog: "-".to_owned(),
             loglevel: crate::log::Level::Info,
             max_requests: 0,
@@ -387,6 +440,58 @@ impl Default for Config {
             server_header: "rgunicorn".to_owned(),
             script_name: String::new(),
         }
+    }
+}
+
+/// How long a client socket may stall when `timeout` is 0: the worker timeout
+/// is off, but a client that went silent must not hold a connection forever.
+const IO_TIMEOUT_WITHOUT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+impl Config {
+    /// `timeout`: how long a worker may go without a heartbeat before the master
+    /// aborts it; `None` when `timeout` is 0, which turns the check off.
+    pub fn timeout(&self) -> Option<Duration> {
+        (self.timeout > 0).then(|| Duration::from_secs(self.timeout))
+    }
+
+    /// How long a worker waits on a client that neither sends nor reads before
+    /// giving it up: `timeout`, or an hour when `timeout` is 0.
+    pub fn io_timeout(&self) -> Duration {
+        self.timeout().unwrap_or(IO_TIMEOUT_WITHOUT_TIMEOUT)
+    }
+
+    /// `graceful_timeout`: how long a graceful stop waits for requests in flight.
+    pub fn graceful_timeout(&self) -> Duration {
+        Duration::from_secs(self.graceful_timeout)
+    }
+
+    /// `keepalive`: how long an idle connection waits for its next request;
+    /// `None` when `keepalive` is 0, which turns keep-alive off (every response
+    /// closes its connection).
+    pub fn keepalive(&self) -> Option<Duration> {
+        (self.keepalive > 0).then(|| Duration::from_secs(self.keepalive))
+    }
+
+    /// How long a connection waiting for a request (its first, or the next one
+    /// on a kept-alive connection) stays open: `keepalive`, but at least a
+    /// second, so that with keep-alive off a new connection still gets time to
+    /// send its one request.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.keepalive.max(1))
+    }
+
+    /// The `header_map` verdict on a request header called `name`.
+    pub fn header_verdict(&self, name: &str) -> HeaderVerdict {
+        self.header_map.verdict(name)
+    }
+
+    /// The files the error and access logs append to: the master creates them
+    /// before the workers drop privileges, so the workers can still open them.
+    pub fn log_files(&self) -> impl Iterator<Item = &Path> {
+        [Some(&self.error_log), self.access_log.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(LogTarget::path)
     }
 }
 
@@ -511,6 +616,55 @@ mod tests {
                 s.key
             );
         }
+    }
+
+    #[test]
+    fn zero_timeouts_mean_off() {
+        let mut c = Config::default();
+        assert_eq!(c.timeout(), Some(Duration::from_secs(30)));
+        assert_eq!(c.io_timeout(), Duration::from_secs(30));
+        assert_eq!(c.keepalive(), Some(Duration::from_secs(2)));
+        assert_eq!(c.idle_timeout(), Duration::from_secs(2));
+        assert_eq!(c.graceful_timeout(), Duration::from_secs(30));
+        c.timeout = 0;
+        c.keepalive = 0;
+        assert_eq!(c.timeout(), None);
+        assert_eq!(c.io_timeout(), Duration::from_secs(3600));
+        assert_eq!(c.keepalive(), None);
+        assert_eq!(c.idle_timeout(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn header_map_judges_only_underscore_names() {
+        use HeaderVerdict::{Drop, Pass, Refuse};
+        let cases = [
+            (HeaderMap::Drop, [Pass, Drop]),
+            (HeaderMap::Refuse, [Pass, Refuse]),
+            (HeaderMap::Dangerous, [Pass, Pass]),
+        ];
+        for (map, [dashed, underscored]) in cases {
+            assert_eq!(map.verdict("X-Forwarded-For"), dashed, "{map:?}");
+            assert_eq!(map.verdict("X_Forwarded_For"), underscored, "{map:?}");
+        }
+        let c = Config {
+            header_map: HeaderMap::Refuse,
+            ..Config::default()
+        };
+        assert_eq!(c.header_verdict("a_b"), Refuse);
+    }
+
+    #[test]
+    fn log_files_are_the_file_targets() {
+        let mut c = Config::default();
+        assert_eq!(c.log_files().count(), 0);
+        c.error_log = LogTarget::File("/var/log/e.log".into());
+        c.access_log = Some(LogTarget::Journal);
+        assert_eq!(
+            c.log_files().collect::<Vec<_>>(),
+            [Path::new("/var/log/e.log")]
+        );
+        c.access_log = Some(LogTarget::File("a.log".into()));
+        assert_eq!(c.log_files().count(), 2);
     }
 
     #[test]

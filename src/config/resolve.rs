@@ -118,31 +118,42 @@ pub fn resolve(
         };
         origins.entries.push((setting, default, Source::Default));
     }
-    // Gunicorn's PORT fallback: with no bind anywhere, bind 0.0.0.0:$PORT.
-    if config.bind.is_empty()
-        && let Some(port) = env("PORT").filter(|p| !p.is_empty())
-    {
-        let source = Source::Environment("PORT");
-        let addr = Address::parse(&format!("0.0.0.0:{port}")).map_err(|reason| {
-            located(
-                SettingError::Invalid {
-                    key: "bind",
-                    value: port.clone(),
-                    reason,
-                },
-                &source,
-            )
-        })?;
-        config.bind.push(addr);
-        if let Some(entry) = origins.entries.iter_mut().find(|(s, _, _)| s.key == "bind") {
-            *entry = (entry.0, vec![format!("0.0.0.0:{port}")], source);
-        }
-    }
+    bind_port_fallback(&mut config, &mut origins, env)?;
     config.script_name = env("SCRIPT_NAME").unwrap_or_default();
     if config.app_uri.is_empty() && !config.print_config {
         return Err(SettingError::MissingApp);
     }
     Ok((config, origins))
+}
+
+/// Gunicorn's PORT fallback: with no bind anywhere, bind 0.0.0.0:$PORT.
+fn bind_port_fallback(
+    config: &mut Config,
+    origins: &mut Origins,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), SettingError> {
+    if !config.bind.is_empty() {
+        return Ok(());
+    }
+    let Some(port) = env("PORT").filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let source = Source::Environment("PORT");
+    let addr = Address::parse(&format!("0.0.0.0:{port}")).map_err(|reason| {
+        located(
+            SettingError::Invalid {
+                key: "bind",
+                value: port.clone(),
+                reason,
+            },
+            &source,
+        )
+    })?;
+    config.bind.push(addr);
+    if let Some(entry) = origins.entries.iter_mut().find(|(s, _, _)| s.key == "bind") {
+        *entry = (entry.0, vec![format!("0.0.0.0:{port}")], source);
+    }
+    Ok(())
 }
 
 fn located(error: SettingError, source: &Source) -> SettingError {

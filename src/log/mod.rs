@@ -1,7 +1,8 @@
 //! Error log: Gunicorn's line format to stderr or `--error-logfile`, or journald's
 //! native protocol when running under systemd.
 //!
-//! Sinks, chosen once by [`init`] from `errorlog` and the environment:
+//! Sinks, chosen once by [`init_target`] from the `errorlog` setting (a
+//! [`LogTarget`], which the config resolved) and the environment:
 //! - the journal (see [`journal`]) when stderr is the stream systemd connected to
 //!   it (`$JOURNAL_STREAM` equals fstat(2) of fd 2), or when `errorlog` is
 //!   `journal`/`journald` (an rgunicorn extension). Each record is one entry with
@@ -16,10 +17,16 @@
 //!
 //! The sink is process-wide (like the `log` crate's logger), set once at startup
 //! and inherited by workers across fork; [`reopen`] reopens a file sink for USR1.
+//!
+//! Debug lines are written with `debug!`, which formats its message only when
+//! the level lets it through, so debug logging costs one load and a compare when
+//! it is off.
 
 pub mod access;
+mod access_format;
 pub mod journal;
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -111,31 +118,83 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
+/// Where a log goes: the meaning of an `errorlog` or `accesslog` value, decided
+/// once when the setting is applied. Whether `-` ends up in the journal depends
+/// on what the standard stream is connected to, so that is decided when the log
+/// is opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// `-`: the process's own stream (stderr for the error log, stdout for the
+    /// access log), or the journal when systemd connected that stream to it.
+    Stdio,
+    /// `journal` or `journald` (an rgunicorn extension): the native journal
+    /// protocol, wherever the standard streams go.
+    Journal,
+    /// Any other value: a file, opened for appending.
+    File(PathBuf),
+}
+
+impl LogTarget {
+    /// What an `errorlog`/`accesslog` value names: `-` (or nothing) the standard
+    /// stream, `journal`/`journald` the journal, anything else a file path.
+    pub fn parse(value: &str) -> LogTarget {
+        match value {
+            "-" | "" => LogTarget::Stdio,
+            "journal" | "journald" => LogTarget::Journal,
+            path => LogTarget::File(PathBuf::from(path)),
+        }
+    }
+
+    /// The file appended to, if the target is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            LogTarget::File(path) => Some(path),
+            LogTarget::Stdio | LogTarget::Journal => None,
+        }
+    }
+}
+
+impl fmt::Display for LogTarget {
+    /// The value as a setting spells it: `-`, `journal` or the path.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogTarget::Stdio => f.write_str("-"),
+            LogTarget::Journal => f.write_str("journal"),
+            LogTarget::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// Set up the error log from the process environment. Before this, messages go to
 /// stderr at info level.
 ///
-/// `errorlog` is Gunicorn's setting: `-` (stderr, or the journal when stderr is
-/// connected to it), a file path, or `journal`/`journald` to force the native
-/// protocol (an rgunicorn extension).
-///
 /// # Errors
 /// The log file cannot be opened, or the journal socket cannot be created.
-pub fn init(errorlog: &str, level: Level) -> std::io::Result<()> {
-    init_with_env(errorlog, level, &|k| std::env::var(k).ok())
+pub fn init_target(target: &LogTarget, level: Level) -> std::io::Result<()> {
+    init_with_env(target, level, &|k| std::env::var(k).ok())
 }
 
-/// [`init`] reading `JOURNAL_STREAM` and `INVOCATION_ID` through `env`.
+/// [`init_target`] for an `errorlog` value as typed.
 ///
 /// # Errors
-/// As [`init`].
+/// As [`init_target`].
+// TODO(#9): startup.rs moves to `init_target(&config.error_log, ..)`; then remove.
+pub fn init(errorlog: &str, level: Level) -> std::io::Result<()> {
+    init_target(&LogTarget::parse(errorlog), level)
+}
+
+/// [`init_target`] reading `JOURNAL_STREAM` and `INVOCATION_ID` through `env`.
+///
+/// # Errors
+/// As [`init_target`].
 pub fn init_with_env(
-    errorlog: &str,
+    target: &LogTarget,
     level: Level,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> std::io::Result<()> {
     let stderr_is_journal =
         journal::is_journal_stream(std::io::stderr().as_fd(), env("JOURNAL_STREAM").as_deref());
-    let sink = match choose_sink(errorlog, env, stderr_is_journal) {
+    let sink = match choose_sink(target, env, stderr_is_journal) {
         SinkKind::Stderr => Sink::Stderr,
         SinkKind::StderrPrefixed => Sink::StderrPrefixed,
         SinkKind::File(path) => Sink::File {
@@ -152,21 +211,25 @@ pub fn init_with_env(
 }
 
 /// True when `dest` (an `errorlog` or `accesslog` value) names the journal.
+// TODO(#9): worker/abort.rs and startup.rs move to matching `config.error_log`
+// and `config.log_files()`; then remove.
 pub fn names_journal(dest: &str) -> bool {
-    matches!(dest, "journal" | "journald")
+    LogTarget::parse(dest) == LogTarget::Journal
 }
 
 fn choose_sink(
-    errorlog: &str,
+    target: &LogTarget,
     env: &dyn Fn(&str) -> Option<String>,
     stderr_is_journal: bool,
 ) -> SinkKind {
-    match errorlog {
-        dest if names_journal(dest) => SinkKind::Journal,
-        "-" | "" if stderr_is_journal => SinkKind::Journal,
-        "-" | "" if env("INVOCATION_ID").is_some_and(|v| !v.is_empty()) => SinkKind::StderrPrefixed,
-        "-" | "" => SinkKind::Stderr,
-        path => SinkKind::File(PathBuf::from(path)),
+    match target {
+        LogTarget::Journal => SinkKind::Journal,
+        LogTarget::Stdio if stderr_is_journal => SinkKind::Journal,
+        LogTarget::Stdio if env("INVOCATION_ID").is_some_and(|v| !v.is_empty()) => {
+            SinkKind::StderrPrefixed
+        }
+        LogTarget::Stdio => SinkKind::Stderr,
+        LogTarget::File(path) => SinkKind::File(path.clone()),
     }
 }
 
@@ -260,7 +323,9 @@ pub fn write_raw(text: &str) {
     };
 }
 
-/// Log at debug level.
+/// Log at debug level; the message is built even when debug is off, so prefer
+/// `debug!` for anything formatted.
+// TODO(#9): callers in worker/ and wsgi/ move to `debug!`; then remove.
 pub fn debug(msg: &str) {
     log(Level::Debug, msg);
 }
@@ -281,10 +346,22 @@ pub fn critical(msg: &str) {
     log(Level::Critical, msg);
 }
 
-/// True when debug messages would be written (to skip formatting them).
+/// True when debug messages would be written; `debug!` checks it before
+/// formatting. Before [`init_target`] the level is info, so this is false.
 pub fn debug_enabled() -> bool {
     LOGGER.get().is_some_and(|l| l.level <= Level::Debug)
 }
+
+/// Log a `format!`-style message at debug level, formatting it only when debug
+/// logging is on: `crate::log::debug!("bad request from {peer}: {e}")`.
+macro_rules! debug_line {
+    ($($arg:tt)+) => {
+        if $crate::log::debug_enabled() {
+            $crate::log::log($crate::log::Level::Debug, &::std::format!($($arg)+));
+        }
+    };
+}
+pub(crate) use debug_line as debug;
 
 /// `[time] [pid] [LEVEL] msg\n`, Gunicorn's error log line.
 fn gunicorn_line(level: Level, msg: &str) -> String {
@@ -374,14 +451,17 @@ mod tests {
     fn sink_follows_errorlog_and_systemd_environment() {
         let none = |_: &str| None;
         let systemd = |k: &str| (k == "INVOCATION_ID").then(|| "0123abcd".to_owned());
-        assert_eq!(choose_sink("-", &none, false), SinkKind::Stderr);
-        assert_eq!(choose_sink("-", &none, true), SinkKind::Journal);
-        assert_eq!(choose_sink("-", &systemd, false), SinkKind::StderrPrefixed);
-        assert_eq!(choose_sink("-", &systemd, true), SinkKind::Journal);
-        assert_eq!(choose_sink("journald", &none, false), SinkKind::Journal);
-        assert_eq!(choose_sink("journal", &none, false), SinkKind::Journal);
+        let sink = |errorlog: &str, env: &dyn Fn(&str) -> Option<String>, journal: bool| {
+            choose_sink(&LogTarget::parse(errorlog), env, journal)
+        };
+        assert_eq!(sink("-", &none, false), SinkKind::Stderr);
+        assert_eq!(sink("-", &none, true), SinkKind::Journal);
+        assert_eq!(sink("-", &systemd, false), SinkKind::StderrPrefixed);
+        assert_eq!(sink("-", &systemd, true), SinkKind::Journal);
+        assert_eq!(sink("journald", &none, false), SinkKind::Journal);
+        assert_eq!(sink("journal", &none, false), SinkKind::Journal);
         assert_eq!(
-            choose_sink("/var/log/x.log", &systemd, true),
+            sink("/var/log/x.log", &systemd, true),
             SinkKind::File(PathBuf::from("/var/log/x.log"))
         );
     }
@@ -412,6 +492,31 @@ mod tests {
         }
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "after\n");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn log_targets_are_read_once_from_the_setting() {
+        assert_eq!(LogTarget::parse("-"), LogTarget::Stdio);
+        assert_eq!(LogTarget::parse(""), LogTarget::Stdio);
+        assert_eq!(LogTarget::parse("journald"), LogTarget::Journal);
+        let file = LogTarget::parse("/var/log/a.log");
+        assert_eq!(file.path(), Some(Path::new("/var/log/a.log")));
+        assert_eq!(file.to_string(), "/var/log/a.log");
+        assert_eq!(LogTarget::Journal.path(), None);
+        assert!(names_journal("journal") && !names_journal("-"));
+    }
+
+    #[test]
+    fn debug_lines_are_not_formatted_below_the_level() {
+        struct Loud;
+        impl fmt::Display for Loud {
+            fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+                panic!("formatted a debug line while debug logging is off")
+            }
+        }
+        // No test initialises the logger, so the level is info.
+        assert!(!debug_enabled());
+        crate::log::debug!("{}", Loud);
     }
 
     #[test]

@@ -4,15 +4,17 @@
 //! Module-level names the registry knows become settings (as text, so the
 //! registry's own parsing applies) and callables named after hooks become
 //! [`Hooks`]. Other names (imports, helpers) are ignored, except that a plain
-//! value whose name is one typo away from a setting is an error with "did you
-//! mean": `worker = 4` would otherwise be silently ignored.
+//! value whose name is one typo away from a setting, or a name users reach for
+//! (`app`, `port`), is an error with "did you mean": `worker = 4` would otherwise
+//! be silently ignored. The file setting that setting itself (`port = 8000` with
+//! `bind = f"0.0.0.0:{port}"`) makes the name a helper variable instead.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
 use super::hooks::{Hook, Hooks};
 use crate::config::raw::{RawSettings, Source};
-use crate::config::{Kind, Setting, SettingError, ini::suggest_key, setting};
+use crate::config::{Kind, Setting, SettingError, setting, suggest_key};
 
 /// Why a Python config file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +58,11 @@ pub fn load(py: Python<'_>, spec: &str) -> Result<(RawSettings, Hooks), ConfErro
                 .and_then(|t| assignment_line(t, &name)),
         };
         let Some(s) = setting(&name) else {
+            // A name near a setting the file also sets is a helper variable
+            // (`port = 8000` then `bind = f"0.0.0.0:{port}"`), not a mistake.
             if is_plain_value(&value)
                 && let Some(suggestion) = suggest_key(&name)
+                && !namespace.contains(suggestion).unwrap_or(false)
             {
                 return Err(SettingError::UnknownKey {
                     key: name,

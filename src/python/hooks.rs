@@ -495,7 +495,8 @@ pub struct HookLog;
 impl HookLog {
     #[pyo3(signature = (msg, *args))]
     fn debug(&self, msg: &Bound<'_, PyAny>, args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        crate::log::debug(&format_msg(msg, args)?);
+        // Like Python's logging, `msg % args` runs only when debug is on.
+        crate::log::debug!("{}", format_msg(msg, args)?);
         Ok(())
     }
     #[pyo3(signature = (msg, *args))]

@@ -1,7 +1,7 @@
 //! Integration-test harness: spawns the real `rgunicorn` binary against the
 //! Python apps in `tests/apps/` and talks to it over real sockets.
 //!
-//! What it guarantees (STYLE §6):
+//! What it guarantees, so that tests never race each other or the server:
 //! - **No free-port race.** The harness binds `127.0.0.1:0` itself and hands
 //!   the listener to the server as fd 3 through socket activation
 //!   (`sh -c 'export LISTEN_PID=$$ LISTEN_FDS=N; exec "$0" "$@"'`, `exec`
@@ -14,15 +14,23 @@
 //!
 //! When a test panics while a [`Server`] is alive, the drop prints the
 //! server's stderr/stdout and the notify messages, so failures carry the logs.
+//!
+//! The HTTP client the tests talk through is in `client.rs`; what the harness
+//! reads from `/proc` (workers, their state and memory) is in `process.rs`.
 
+mod client;
+mod process;
 pub mod sse;
+
+pub use client::{Conn, Response, assert_http_date};
+pub use process::{alive, children_of, proc_status_kib, wait_gone};
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -112,19 +120,33 @@ impl Drop for TempDir {
 }
 
 /// Runs the binary to completion with a scrubbed environment (for CLI tests
-/// that never serve). Fails the test if it runs longer than `timeout`.
+/// that never serve), in a fresh temp dir. Fails the test if it runs longer
+/// than `timeout`.
 #[track_caller]
 pub fn run_cli(args: &[&str], timeout: Duration) -> Output {
     let dir = TempDir::new("cli");
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
+    run_cli_in(dir.path(), args, &[], timeout)
+}
+
+/// [`run_cli`] in `cwd`, with `env` set on top of the scrubbed environment (for
+/// runs that read a config file from `cwd` or an environment fallback).
+#[track_caller]
+pub fn run_cli_in(cwd: &Path, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    // Output goes to files, not pipes: a child that fills a pipe nobody reads
+    // yet would never exit.
+    let capture = TempDir::new("cli-out");
+    let out_path = capture.path().join("stdout");
+    let err_path = capture.path().join("stderr");
     let mut cmd = Command::new(BIN);
     cmd.args(args)
-        .current_dir(dir.path())
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(fs::File::create(&out_path).expect("create stdout file"))
         .stderr(fs::File::create(&err_path).expect("create stderr file"));
     scrub_env(&mut cmd);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
     let mut child = cmd.spawn().expect("spawn rgunicorn");
     let status = wait_child(&mut child, timeout).unwrap_or_else(|| {
         let _ = child.kill();
@@ -234,19 +256,7 @@ impl ServerBuilder {
         let notify_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
 
-        let mut listeners = Vec::new();
-        let mut ports = Vec::new();
-        for _ in 0..self.listeners {
-            let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-            // Room for the many-connection tests: std's default backlog is 128.
-            // SAFETY: `l` is a valid listening socket we own; listen() again
-            // only updates its backlog.
-            let rc = unsafe { libc::listen(l.as_raw_fd(), 1024) };
-            assert_eq!(rc, 0, "listen(1024): {}", io::Error::last_os_error());
-            ports.push(l.local_addr().expect("local_addr").port());
-            listeners.push(l);
-        }
-
+        let (listeners, ports) = bind_listeners(self.listeners);
         let stdout_path = dir.path().join("stdout");
         let stderr_path = dir.path().join("stderr");
         let mut cmd = Command::new("/bin/sh");
@@ -280,38 +290,7 @@ impl ServerBuilder {
         // Own process group, so drop can kill master and workers in one go.
         cmd.process_group(0);
 
-        let mut fds: [RawFd; 8] = [-1; 8];
-        for (slot, l) in fds.iter_mut().zip(&listeners) {
-            *slot = l.as_raw_fd();
-        }
-        let count = listeners.len();
-        // SAFETY: the closure runs between fork and exec in the child, so it
-        // only makes async-signal-safe syscalls (fcntl, dup2, close, prctl) on
-        // a fixed-size array captured by value: no allocation, no locks.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Phase 1: move every listener above the target range so
-                // that dup2 into 3.. can't clobber a source fd.
-                let mut high: [RawFd; 8] = [-1; 8];
-                for i in 0..count {
-                    let fd = libc::fcntl(fds[i], libc::F_DUPFD, 64);
-                    if fd < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    high[i] = fd;
-                }
-                // Phase 2: dup2 clears FD_CLOEXEC on the new descriptor.
-                for (i, fd) in high.iter().enumerate().take(count) {
-                    if libc::dup2(*fd, 3 + i as RawFd) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    libc::close(*fd);
-                }
-                // Safety net: if the test process dies, the master dies too.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        pass_listeners(&mut cmd, &listeners);
         let child = cmd.spawn().expect("spawn rgunicorn");
         // The server holds its own copies now. Closing ours means a dead
         // server refuses connections instead of leaving them queued.
@@ -335,6 +314,60 @@ impl ServerBuilder {
         let mut srv = self.spawn();
         srv.wait_ready();
         srv
+    }
+}
+
+/// Binds `n` listeners on `127.0.0.1:0`, with their ports.
+fn bind_listeners(n: usize) -> (Vec<TcpListener>, Vec<u16>) {
+    let mut listeners = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..n {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        // Room for the many-connection tests: std's default backlog is 128.
+        // SAFETY: `l` is a valid listening socket we own; listen() again
+        // only updates its backlog.
+        let rc = unsafe { libc::listen(l.as_raw_fd(), 1024) };
+        assert_eq!(rc, 0, "listen(1024): {}", io::Error::last_os_error());
+        ports.push(l.local_addr().expect("local_addr").port());
+        listeners.push(l);
+    }
+    (listeners, ports)
+}
+
+/// Makes `listeners` fds 3, 4, .. of the child `cmd` starts, as socket
+/// activation hands them over, and ties the child's life to this process.
+fn pass_listeners(cmd: &mut Command, listeners: &[TcpListener]) {
+    let mut fds: [RawFd; 8] = [-1; 8];
+    for (slot, l) in fds.iter_mut().zip(listeners) {
+        *slot = l.as_raw_fd();
+    }
+    let count = listeners.len();
+    // SAFETY: the closure runs between fork and exec in the child, so it
+    // only makes async-signal-safe syscalls (fcntl, dup2, close, prctl) on
+    // a fixed-size array captured by value: no allocation, no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Phase 1: move every listener above the target range so
+            // that dup2 into 3.. can't clobber a source fd.
+            let mut high: [RawFd; 8] = [-1; 8];
+            for i in 0..count {
+                let fd = libc::fcntl(fds[i], libc::F_DUPFD, 64);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                high[i] = fd;
+            }
+            // Phase 2: dup2 clears FD_CLOEXEC on the new descriptor.
+            for (i, fd) in high.iter().enumerate().take(count) {
+                if libc::dup2(*fd, 3 + i as RawFd) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::close(*fd);
+            }
+            // Safety net: if the test process dies, the master dies too.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
 }
 
@@ -703,499 +736,6 @@ fn tail(s: &str, max: usize) -> &str {
         start += 1;
     }
     &s[start..]
-}
-
-/// Direct children of `pid`, from `/proc/<pid>/task/<pid>/children`, falling
-/// back to scanning `/proc/*/stat` where that file doesn't exist.
-pub fn children_of(pid: Pid) -> Vec<Pid> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    let mut pids: Vec<Pid> = match fs::read_to_string(&path) {
-        Ok(s) => s
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .map(Pid::from_raw)
-            .collect(),
-        Err(_) => scan_children(pid),
-    };
-    // A worker that just died but isn't reaped yet is not a worker.
-    pids.retain(|p| process_state(*p).is_some_and(|s| s != 'Z'));
-    pids.sort();
-    pids
-}
-
-fn scan_children(parent: Pid) -> Vec<Pid> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .map(Pid::from_raw)
-        .filter(|p| stat_fields(*p).is_some_and(|(_, ppid)| ppid == parent.as_raw()))
-        .collect()
-}
-
-/// (state, ppid) from `/proc/<pid>/stat`.
-fn stat_fields(pid: Pid) -> Option<(char, i32)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut it = rest.split_whitespace();
-    let state = it.next()?.chars().next()?;
-    let ppid = it.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// The process state letter (R, S, Z, ..), or None if it doesn't exist.
-pub fn process_state(pid: Pid) -> Option<char> {
-    stat_fields(pid).map(|(s, _)| s)
-}
-
-/// True while `pid` exists and isn't a zombie.
-pub fn alive(pid: Pid) -> bool {
-    process_state(pid).is_some_and(|s| s != 'Z')
-}
-
-/// Polls until `pid` is gone (or a zombie); false on timeout.
-pub fn wait_gone(pid: Pid, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while alive(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
-/// A `/proc/<pid>/status` field in KiB (e.g. "VmHWM", "VmRSS").
-pub fn proc_status_kib(pid: Pid, field: &str) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
-
-/// Byte streams a [`Conn`] can run over.
-pub trait Stream: Read + Write + Send {
-    /// Sets the read timeout.
-    fn set_timeout(&self, t: Option<Duration>) -> io::Result<()>;
-    /// Half-closes the write side.
-    fn shutdown_write(&self) -> io::Result<()>;
-}
-
-impl Stream for TcpStream {
-    fn set_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(t)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
-}
-
-impl Stream for UnixStream {
-    fn set_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        self.set_read_timeout(t)
-    }
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.shutdown(std::net::Shutdown::Write)
-    }
-}
-
-/// One client connection with a read buffer, so several (pipelined)
-/// responses can be read from it one at a time.
-pub struct Conn {
-    stream: Box<dyn Stream>,
-    buf: Vec<u8>,
-    eof: bool,
-    /// The local port (TCP only), for REMOTE_PORT checks.
-    pub local_port: Option<u16>,
-}
-
-/// A parsed HTTP response.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// e.g. `HTTP/1.1 200 OK`.
-    pub status_line: String,
-    /// The status code.
-    pub status: u16,
-    /// Header fields in wire order, names as sent.
-    pub headers: Vec<(String, String)>,
-    /// The body after removing chunked framing.
-    pub body: Vec<u8>,
-    /// Every byte of this response as received (head + framed body).
-    pub raw: Vec<u8>,
-    /// True if the body was chunked.
-    pub chunked: bool,
-    /// True if the body was delimited by the server closing.
-    pub close_delimited: bool,
-}
-
-impl Response {
-    /// First header value named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of header `name`.
-    pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// The body as UTF-8 (lossy).
-    pub fn body_str(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body parsed as JSON; panics with the response if it isn't.
-    #[track_caller]
-    pub fn json(&self) -> serde_json::Value {
-        match serde_json::from_slice(&self.body) {
-            Ok(v) => v,
-            Err(e) => panic!("response body is not JSON ({e}): {}", self.dump()),
-        }
-    }
-
-    /// The raw response as text, for assertion messages (truncated).
-    pub fn dump(&self) -> String {
-        let s = String::from_utf8_lossy(&self.raw);
-        tail(&s, 2000).to_string()
-    }
-}
-
-impl Conn {
-    /// Connects to a TCP address (loopback only).
-    #[track_caller]
-    pub fn tcp(addr: SocketAddr) -> Conn {
-        assert!(addr.ip().is_loopback(), "tests only talk to loopback");
-        let s = match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
-            Ok(s) => s,
-            Err(e) => panic!("connect {addr}: {e}"),
-        };
-        s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-        s.set_write_timeout(Some(IO_TIMEOUT))
-            .expect("write timeout");
-        s.set_nodelay(true).expect("nodelay");
-        let local_port = s.local_addr().ok().map(|a| a.port());
-        Conn {
-            stream: Box::new(s),
-            buf: Vec::new(),
-            eof: false,
-            local_port,
-        }
-    }
-
-    /// Connects to a unix stream socket.
-    #[track_caller]
-    pub fn unix(path: &Path) -> Conn {
-        let s = match UnixStream::connect(path) {
-            Ok(s) => s,
-            Err(e) => panic!("connect {}: {e}", path.display()),
-        };
-        s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-        s.set_write_timeout(Some(IO_TIMEOUT))
-            .expect("write timeout");
-        Conn {
-            stream: Box::new(s),
-            buf: Vec::new(),
-            eof: false,
-            local_port: None,
-        }
-    }
-
-    /// Sets the read timeout for subsequent reads.
-    pub fn set_read_timeout(&mut self, t: Duration) {
-        self.stream.set_timeout(Some(t)).expect("set read timeout");
-    }
-
-    /// Writes all of `bytes`; panics on error.
-    #[track_caller]
-    pub fn send(&mut self, bytes: &[u8]) {
-        if let Err(e) = self.stream.write_all(bytes) {
-            panic!("write to server: {e}");
-        }
-    }
-
-    /// Writes all of `bytes`, returning the error instead of panicking.
-    pub fn try_send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
-    }
-
-    /// Reads exactly `buf.len()` raw bytes (buffered ones first); panics on
-    /// error or EOF.
-    #[track_caller]
-    pub fn read_exact(&mut self, buf: &mut [u8]) {
-        if let Err(e) = self.need(buf.len()) {
-            panic!("reading {} bytes: {e}", buf.len());
-        }
-        buf.copy_from_slice(&self.buf[..buf.len()]);
-        self.buf.drain(..buf.len());
-    }
-
-    /// The first `n` bytes not yet consumed, reading until they arrive;
-    /// they stay buffered for the next read. Panics on error or EOF.
-    #[track_caller]
-    pub fn peek(&mut self, n: usize) -> Vec<u8> {
-        if let Err(e) = self.need(n) {
-            panic!("waiting for {n} bytes: {e}");
-        }
-        self.buf[..n].to_vec()
-    }
-
-    /// Half-closes our side (the server sees EOF).
-    pub fn shutdown_write(&mut self) {
-        self.stream.shutdown_write().expect("shutdown write");
-    }
-
-    /// Reads one response to a non-HEAD request; panics on error.
-    #[track_caller]
-    pub fn read_response(&mut self) -> Response {
-        match self.try_read_response(false) {
-            Ok(r) => r,
-            Err(e) => panic!("reading response: {e}"),
-        }
-    }
-
-    /// Reads one response to a HEAD request (no body whatever the headers say).
-    #[track_caller]
-    pub fn read_head_response(&mut self) -> Response {
-        match self.try_read_response(true) {
-            Ok(r) => r,
-            Err(e) => panic!("reading HEAD response: {e}"),
-        }
-    }
-
-    /// Reads one response. `head_request` suppresses the body (RFC 9112 §6.3).
-    /// Errors on timeout, premature EOF or unparseable framing.
-    pub fn try_read_response(&mut self, head_request: bool) -> io::Result<Response> {
-        let head_end = self.find(b"\r\n\r\n", 0)? + 4;
-        let head = std::str::from_utf8(&self.buf[..head_end - 4])
-            .map_err(|_| invalid("response head is not UTF-8"))?
-            .to_string();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default().to_string();
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or_default();
-        if !(version == "HTTP/1.1" || version == "HTTP/1.0") {
-            return Err(invalid(&format!("bad status line {status_line:?}")));
-        }
-        let status: u16 = parts
-            .next()
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| invalid(&format!("bad status code in {status_line:?}")))?;
-        let mut headers = Vec::new();
-        for line in lines {
-            let (n, v) = line
-                .split_once(':')
-                .ok_or_else(|| invalid(&format!("bad header line {line:?}")))?;
-            headers.push((n.to_string(), v.trim().to_string()));
-        }
-        let mut resp = Response {
-            status_line,
-            status,
-            headers,
-            body: Vec::new(),
-            raw: Vec::new(),
-            chunked: false,
-            close_delimited: false,
-        };
-        let no_body =
-            head_request || (100..200).contains(&status) || status == 204 || status == 304;
-        let end = if no_body {
-            head_end
-        } else if resp
-            .header("Transfer-Encoding")
-            .is_some_and(|te| te.to_ascii_lowercase().ends_with("chunked"))
-        {
-            resp.chunked = true;
-            self.read_chunked(head_end, &mut resp.body)?
-        } else if let Some(cl) = resp.header("Content-Length") {
-            let len: usize = cl
-                .parse()
-                .map_err(|_| invalid(&format!("bad Content-Length {cl:?}")))?;
-            self.need(head_end + len)?;
-            resp.body = self.buf[head_end..head_end + len].to_vec();
-            head_end + len
-        } else {
-            resp.close_delimited = true;
-            while self.fill()? {}
-            resp.body = self.buf[head_end..].to_vec();
-            self.buf.len()
-        };
-        resp.raw = self.buf.drain(..end).collect();
-        Ok(resp)
-    }
-
-    /// Reads until the server closes; returns everything not yet consumed.
-    pub fn read_to_close(&mut self) -> io::Result<Vec<u8>> {
-        while self.fill()? {}
-        Ok(std::mem::take(&mut self.buf))
-    }
-
-    /// Asserts the server closes the connection within `timeout` without
-    /// sending anything more. A reset counts as closed.
-    #[track_caller]
-    pub fn expect_closed(&mut self, timeout: Duration) {
-        self.set_read_timeout(timeout);
-        let start = Instant::now();
-        match self.read_to_close() {
-            Ok(rest) => assert!(
-                rest.is_empty(),
-                "expected the server to close; got {} more bytes: {:?}",
-                rest.len(),
-                String::from_utf8_lossy(&rest[..rest.len().min(500)])
-            ),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!(
-                "expected the server to close within {timeout:?}; after {:?}: {e}",
-                start.elapsed()
-            ),
-        }
-    }
-
-    /// Reads more bytes into the buffer; Ok(false) at EOF.
-    fn fill(&mut self) -> io::Result<bool> {
-        if self.eof {
-            return Ok(false);
-        }
-        let mut chunk = [0u8; 65536];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(false);
-                }
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "read timed out; have {} unconsumed bytes: {:?}",
-                            self.buf.len(),
-                            String::from_utf8_lossy(&self.buf[..self.buf.len().min(500)])
-                        ),
-                    ));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Ensures `buf.len() >= n`; errors at EOF.
-    fn need(&mut self, n: usize) -> io::Result<()> {
-        while self.buf.len() < n {
-            if !self.fill()? {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "connection closed after {} of {n} bytes: {:?}",
-                        self.buf.len(),
-                        String::from_utf8_lossy(&self.buf[..self.buf.len().min(500)])
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Index of `needle` in the buffer at or after `from`, reading as needed.
-    fn find(&mut self, needle: &[u8], from: usize) -> io::Result<usize> {
-        let mut searched = from;
-        loop {
-            if let Some(i) = self.buf[searched..]
-                .windows(needle.len())
-                .position(|w| w == needle)
-            {
-                return Ok(searched + i);
-            }
-            searched = self.buf.len().saturating_sub(needle.len() - 1).max(from);
-            if !self.fill()? {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "connection closed before {:?}; have {:?}",
-                        String::from_utf8_lossy(needle),
-                        String::from_utf8_lossy(&self.buf[..self.buf.len().min(500)])
-                    ),
-                ));
-            }
-        }
-    }
-
-    /// Decodes a chunked body starting at `pos`; returns the end offset.
-    fn read_chunked(&mut self, mut pos: usize, body: &mut Vec<u8>) -> io::Result<usize> {
-        loop {
-            let eol = self.find(b"\r\n", pos)?;
-            let line = String::from_utf8_lossy(&self.buf[pos..eol]).into_owned();
-            let size_text = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_text, 16)
-                .map_err(|_| invalid(&format!("bad chunk size line {line:?}")))?;
-            pos = eol + 2;
-            if size == 0 {
-                // Trailer section: header lines until an empty line.
-                loop {
-                    let eol = self.find(b"\r\n", pos)?;
-                    let empty = eol == pos;
-                    pos = eol + 2;
-                    if empty {
-                        return Ok(pos);
-                    }
-                }
-            }
-            self.need(pos + size + 2)?;
-            body.extend_from_slice(&self.buf[pos..pos + size]);
-            if &self.buf[pos + size..pos + size + 2] != b"\r\n" {
-                return Err(invalid("chunk data not followed by CRLF"));
-            }
-            pos += size + 2;
-        }
-    }
-}
-
-fn invalid(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_string())
-}
-
-/// Asserts an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
-#[track_caller]
-pub fn assert_http_date(value: &str) {
-    let b = value.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    let ok = b.len() == 29
-        && ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].contains(&&value[..3])
-        && &value[3..5] == ", "
-        && digits(5..7)
-        && b[7] == b' '
-        && [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ]
-        .contains(&&value[8..11])
-        && b[11] == b' '
-        && digits(12..16)
-        && b[16] == b' '
-        && digits(17..19)
-        && b[19] == b':'
-        && digits(20..22)
-        && b[22] == b':'
-        && digits(23..25)
-        && &value[25..] == " GMT";
-    assert!(ok, "not an IMF-fixdate: {value:?}");
 }
 
 /// `server_test!(name, "module:app", [args..], |srv| { .. })` — a `#[test]`

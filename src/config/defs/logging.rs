@@ -1,7 +1,7 @@
 //! Logging settings: the error log and the access log.
 
 use crate::config::{Arity, Kind, Process, Section, Setting, Support};
-use crate::log::Level;
+use crate::log::{Level, LogTarget};
 
 /// `accesslog`: access log destination.
 pub static ACCESSLOG: Setting = Setting {
@@ -19,6 +19,10 @@ pub static ACCESSLOG: Setting = Setting {
     process: Process::Worker,
     support: Support::Full,
     apply: |c, v| {
+        if v.is_empty() {
+            return Err("expected a file path, - or journal".into());
+        }
+        c.access_log = Some(LogTarget::parse(v));
         c.accesslog = Some(v.to_owned());
         Ok(())
     },
@@ -64,6 +68,7 @@ pub static ERRORLOG: Setting = Setting {
     process: Process::Master,
     support: Support::Full,
     apply: |c, v| {
+        c.error_log = LogTarget::parse(v);
         c.errorlog = v.to_owned();
         Ok(())
     },
@@ -266,6 +271,20 @@ mod tests {
         (LOGLEVEL.apply)(&mut c, "DEBUG").unwrap();
         assert_eq!(c.loglevel, Level::Debug);
         assert!((LOGLEVEL.apply)(&mut c, "loud").is_err());
+    }
+
+    #[test]
+    fn log_destinations_resolve_to_targets() {
+        let mut c = Config::default();
+        (ERRORLOG.apply)(&mut c, "journald").unwrap();
+        assert_eq!(c.error_log, LogTarget::Journal);
+        (ERRORLOG.apply)(&mut c, "").unwrap();
+        assert_eq!(c.error_log, LogTarget::Stdio);
+        (ACCESSLOG.apply)(&mut c, "-").unwrap();
+        assert_eq!(c.access_log, Some(LogTarget::Stdio));
+        (ACCESSLOG.apply)(&mut c, "/var/log/a.log").unwrap();
+        assert_eq!(c.access_log, Some(LogTarget::File("/var/log/a.log".into())));
+        assert!((ACCESSLOG.apply)(&mut c, "").is_err());
     }
 
     #[test]
