@@ -297,6 +297,16 @@ fn names_users_reach_for_point_at_the_setting_they_mean() {
             "did you mean wsgi_app",
         ),
         ("port.py", "port = 8000\n", "did you mean bind"),
+        (
+            "app.conf",
+            "[rgunicorn]\napp = hello:app\n",
+            "did you mean wsgi_app",
+        ),
+        (
+            "port.conf",
+            "[rgunicorn]\nport = 8000\n",
+            "did you mean bind",
+        ),
     ];
     for (file, text, needle) in cases {
         fs::write(dir.path().join(file), text).unwrap();

@@ -8,9 +8,6 @@
 use super::raw::{RawSettings, Source};
 use super::{Arity, SETTINGS, Setting, SettingError, setting, suggest_flag};
 
-// TODO(#9): ini.rs moves to `config::suggest_key`; then remove.
-pub(crate) use super::suggestion::edit_distance;
-
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Command {

@@ -12,7 +12,7 @@
 //! comments) or `rust-ini` (no line numbers to report).
 
 use super::raw::{RawSettings, Source};
-use super::{Kind, SETTINGS, SettingError, setting};
+use super::{Kind, SettingError, setting, suggest_key};
 
 /// Parse INI `text` read from `path`.
 ///
@@ -150,16 +150,6 @@ enum Last {
     Scalar(usize),
 }
 
-/// The registry key closest to `typed`, when it is plausibly a typo.
-pub fn suggest_key(typed: &str) -> Option<&'static str> {
-    SETTINGS
-        .iter()
-        .map(|s| (super::cli::edit_distance(typed, s.key), s.key))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +237,19 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_setting_it_means() {
+        let err = parse("[rgunicorn]\napp = hello:app\n", "x.conf").unwrap_err();
+        assert_eq!(
+            err,
+            SettingError::UnknownKey {
+                key: "app".into(),
+                suggestion: Some("wsgi_app"),
+                origin: "x.conf:2".into()
+            }
+        );
     }
 
     #[test]

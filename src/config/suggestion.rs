@@ -26,9 +26,14 @@ const APP_ARGUMENT: &str = "the APP_MODULE argument";
 
 /// The setting key a config-file key (INI or Python) probably meant.
 pub fn suggest_key(typed: &str) -> Option<&'static str> {
-    // TODO(#9): ini.rs holds the spelling lookup; move it here and have
-    // ini.rs call this function instead of its own.
-    meant(typed).or_else(|| super::ini::suggest_key(typed))
+    meant(typed).or_else(|| {
+        SETTINGS
+            .iter()
+            .map(|s| (edit_distance(typed, s.key), s.key))
+            .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, k)| k)
+    })
 }
 
 /// The flag (or, for `wsgi_app`, the positional argument) that an unknown
@@ -66,7 +71,7 @@ fn flag_of(key: &'static str) -> &'static str {
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
