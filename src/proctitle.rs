@@ -248,10 +248,8 @@ mod tests {
 
     #[test]
     fn the_name_is_proc_name_else_the_app() {
-        let mut c = Config {
-            app_uri: "hello:app".into(),
-            ..Config::default()
-        };
+        let mut c = Config::default();
+        c.app_uri = "hello:app".into();
         assert_eq!(title(Role::Master, &c), "rgunicorn: master [hello:app]");
         c.proc_name = Some("site".into());
         assert_eq!(title(Role::Worker, &c), "rgunicorn: worker [site]");

@@ -107,9 +107,9 @@ fn start_interpreter(launch: &Launch) -> Result<SignalPipe, StartupError> {
 /// title, a warning for each hook that never fires, then umask, chdir, sys.path
 /// and raw_env.
 fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
-    log::init(&config.errorlog, config.loglevel).map_err(|source| StartupError::Path {
+    log::init_target(&config.error_log, config.loglevel).map_err(|source| StartupError::Path {
         what: "cannot open the error log",
-        path: PathBuf::from(&config.errorlog),
+        path: PathBuf::from(config.error_log.to_string()),
         source,
     })?;
     crate::proctitle::set(&crate::proctitle::title(
@@ -174,13 +174,7 @@ fn hand_over_files(config: &Config, listeners: &[Listener]) -> Result<(), Startu
             _ => None,
         })
         .collect();
-    for log_file in [Some(config.errorlog.as_str()), config.accesslog.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        if log_file == "-" || log::names_journal(log_file) {
-            continue;
-        }
+    for log_file in config.log_files() {
         // Create it now, so the workers can open it after dropping privileges.
         std::fs::OpenOptions::new()
             .create(true)
@@ -190,7 +184,7 @@ fn hand_over_files(config: &Config, listeners: &[Listener]) -> Result<(), Startu
                 context: "cannot create a log file",
                 source,
             })?;
-        paths.push(PathBuf::from(log_file));
+        paths.push(log_file.to_path_buf());
     }
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     crate::privileges::hand_over(config.user.as_deref(), config.group.as_deref(), &refs)

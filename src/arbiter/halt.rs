@@ -51,7 +51,7 @@ impl Arbiter {
         crate::log::info(&format!("Shutting down: Master\nReason: {}", halt.reason()));
         self.notifier.stopping();
         self.signal_all(Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(self.config.graceful_timeout.min(5));
+        let deadline = Instant::now() + self.config.graceful_timeout().min(Duration::from_secs(5));
         while !self.workers.is_empty() && Instant::now() < deadline {
             self.wait_for_activity();
             let _ = self.reap();

@@ -377,10 +377,9 @@ impl Arbiter {
     /// Abort workers silent for longer than `timeout` (booting ones too); kill
     /// those that ignore the abort.
     fn check_timeouts(&mut self) {
-        if self.config.timeout == 0 {
+        let Some(timeout) = self.config.timeout() else {
             return;
-        }
-        let timeout = Duration::from_secs(self.config.timeout);
+        };
         let now = Instant::now();
         for (pid, w) in self.workers.iter_mut() {
             match w.aborted_at {
@@ -451,10 +450,7 @@ impl Arbiter {
         self.listeners.clear();
         self.retired_listeners.clear();
         let (sig, wait) = if graceful {
-            (
-                Signal::SIGTERM,
-                Duration::from_secs(self.config.graceful_timeout),
-            )
+            (Signal::SIGTERM, self.config.graceful_timeout())
         } else {
             (Signal::SIGQUIT, Duration::from_secs(1))
         };
@@ -638,9 +634,10 @@ impl Arbiter {
         if let Some(interval) = self.notifier.watchdog_interval()
             && now.duration_since(self.last_watchdog) >= interval.saturating_sub(TICK / 10)
         {
-            let limit = Duration::from_secs(self.config.timeout.max(1));
-            let fresh = self.config.timeout == 0
-                || self.workers.values().all(|w| w.slot.silence() <= limit);
+            let fresh = self.config.timeout().is_none_or(|limit| {
+                let limit = limit.max(Duration::from_secs(1));
+                self.workers.values().all(|w| w.slot.silence() <= limit)
+            });
             if fresh {
                 self.notifier.watchdog();
                 self.last_watchdog = now;

@@ -322,17 +322,15 @@ pub struct Config {
     pub workers: usize,
     /// Most simultaneous connections per worker.
     pub worker_connections: usize,
-    /// Seconds a worker may be silent before it is killed (0 disables).
-    // TODO(#9): callers in arbiter/, worker/ and wsgi/ move to `timeout()` and
-    // `io_timeout()`; then make this private.
-    pub timeout: u64,
-    /// Seconds a graceful stop waits for in-flight requests.
-    // TODO(#9): callers in arbiter/ move to `graceful_timeout()`; then make this private.
-    pub graceful_timeout: u64,
-    /// Seconds an idle keep-alive connection is kept open (0 disables keep-alive).
-    // TODO(#9): callers in worker/ move to `keepalive()` and `idle_timeout()`;
-    // then make this private.
-    pub keepalive: u64,
+    /// Seconds a worker may be silent before it is killed (0 disables); read
+    /// it as [`Config::timeout`] or [`Config::io_timeout`].
+    pub(in crate::config) timeout: u64,
+    /// Seconds a graceful stop waits for in-flight requests; read it as
+    /// [`Config::graceful_timeout`].
+    pub(in crate::config) graceful_timeout: u64,
+    /// Seconds an idle keep-alive connection is kept open (0 disables
+    /// keep-alive); read it as [`Config::keepalive`] or [`Config::idle_timeout`].
+    pub(in crate::config) keepalive: u64,
     /// Request head limits.
     pub limits: Limits,
     /// What to do with header names containing `_`; ask [`HeaderMap::verdict`]
@@ -350,18 +348,10 @@ pub struct Config {
     pub raw_env: Vec<(String, String)>,
     /// Where the access log goes; `None` (no `accesslog`) writes none.
     pub access_log: Option<LogTarget>,
-    /// `accesslog` as typed.
-    // TODO(#9): callers in worker/ and startup.rs move to `access_log` and
-    // `log_files()`; then remove.
-    pub accesslog: Option<String>,
     /// Access log format in Gunicorn's `%(x)s` atoms.
     pub access_log_format: String,
     /// Where the error log goes.
     pub error_log: LogTarget,
-    /// `errorlog` as typed.
-    // TODO(#9): callers in worker/ and startup.rs move to `error_log` and
-    // `log_files()`; then remove.
-    pub errorlog: String,
     /// Minimum level written to the error log.
     pub loglevel: crate::log::Level,
     /// Restart a worker after this many requests (0: never).
@@ -419,10 +409,8 @@ impl Default for Config {
             virtualenv: None,
             raw_env: Vec::new(),
             access_log: None,
-            accesslog: None,
             access_log_format: crate::log::access::DEFAULT_FORMAT.to_owned(),
             error_log: LogTarget::Stdio,
-            errorlog: "-".to_owned(),
             loglevel: crate::log::Level::Info,
             max_requests: 0,
             max_requests_jitter: 0,

@@ -50,15 +50,6 @@ impl AccessLog {
         AccessLog::open_with_env(target, format, &|k| std::env::var(k).ok())
     }
 
-    /// [`AccessLog::open_target`] for an `accesslog` value as typed.
-    ///
-    /// # Errors
-    /// As [`AccessLog::open_target`].
-    // TODO(#9): worker/mod.rs moves to `open_target(&config.access_log, ..)`; then remove.
-    pub fn open(dest: &str, format: &str) -> std::io::Result<AccessLog> {
-        AccessLog::open_target(&LogTarget::parse(dest), format)
-    }
-
     /// [`AccessLog::open_target`] reading `JOURNAL_STREAM` through `env`.
     ///
     /// # Errors

@@ -174,15 +174,6 @@ pub fn init_target(target: &LogTarget, level: Level) -> std::io::Result<()> {
     init_with_env(target, level, &|k| std::env::var(k).ok())
 }
 
-/// [`init_target`] for an `errorlog` value as typed.
-///
-/// # Errors
-/// As [`init_target`].
-// TODO(#9): startup.rs moves to `init_target(&config.error_log, ..)`; then remove.
-pub fn init(errorlog: &str, level: Level) -> std::io::Result<()> {
-    init_target(&LogTarget::parse(errorlog), level)
-}
-
 /// [`init_target`] reading `JOURNAL_STREAM` and `INVOCATION_ID` through `env`.
 ///
 /// # Errors
@@ -208,13 +199,6 @@ pub fn init_with_env(
         sink: Mutex::new(sink),
     });
     Ok(())
-}
-
-/// True when `dest` (an `errorlog` or `accesslog` value) names the journal.
-// TODO(#9): worker/abort.rs and startup.rs move to matching `config.error_log`
-// and `config.log_files()`; then remove.
-pub fn names_journal(dest: &str) -> bool {
-    LogTarget::parse(dest) == LogTarget::Journal
 }
 
 fn choose_sink(
@@ -323,12 +307,6 @@ pub fn write_raw(text: &str) {
     };
 }
 
-/// Log at debug level; the message is built even when debug is off, so prefer
-/// `debug!` for anything formatted.
-// TODO(#9): callers in worker/ and wsgi/ move to `debug!`; then remove.
-pub fn debug(msg: &str) {
-    log(Level::Debug, msg);
-}
 /// Log at info level.
 pub fn info(msg: &str) {
     log(Level::Info, msg);
@@ -503,7 +481,8 @@ mod tests {
         assert_eq!(file.path(), Some(Path::new("/var/log/a.log")));
         assert_eq!(file.to_string(), "/var/log/a.log");
         assert_eq!(LogTarget::Journal.path(), None);
-        assert!(names_journal("journal") && !names_journal("-"));
+        assert_eq!(LogTarget::parse("journal"), LogTarget::Journal);
+        assert_eq!(LogTarget::parse("-"), LogTarget::Stdio);
     }
 
     #[test]

@@ -35,6 +35,8 @@ use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::log::LogTarget;
+
 /// Where faulthandler writes: the error log's descriptor.
 pub(super) enum DumpTarget {
     /// stderr (errorlog `-`, or the journal, which takes stderr too).
@@ -44,19 +46,18 @@ pub(super) enum DumpTarget {
 }
 
 impl DumpTarget {
-    /// Open the dump target for `errorlog`. Call before dropping privileges: the
-    /// log file may only be writable by the master's user.
+    /// Open the dump target for the error log. Call before dropping
+    /// privileges: the log file may only be writable by the master's user.
     ///
     /// # Errors
     /// The error log file cannot be opened for appending.
-    pub(super) fn open(errorlog: &str) -> std::io::Result<DumpTarget> {
+    pub(super) fn open(error_log: &LogTarget) -> std::io::Result<DumpTarget> {
         // Our own descriptor, not crate::log's: a USR1 reopen after log rotation
         // does not move it, so dumps keep going to the rotated file until the
         // worker is replaced.
-        match errorlog {
-            "-" | "" => Ok(DumpTarget::Stderr),
-            dest if crate::log::names_journal(dest) => Ok(DumpTarget::Stderr),
-            path => {
+        match error_log {
+            LogTarget::Stdio | LogTarget::Journal => Ok(DumpTarget::Stderr),
+            LogTarget::File(path) => {
                 let file = OpenOptions::new().create(true).append(true).open(path)?;
                 Ok(DumpTarget::File(file.into()))
             }
@@ -155,15 +156,20 @@ mod tests {
 
     #[test]
     fn stderr_and_journal_dump_to_fd_2() {
-        assert_eq!(DumpTarget::open("-").unwrap().fd(), 2);
-        assert_eq!(DumpTarget::open("journald").unwrap().fd(), 2);
+        assert_eq!(DumpTarget::open(&LogTarget::parse("-")).unwrap().fd(), 2);
+        assert_eq!(
+            DumpTarget::open(&LogTarget::parse("journald"))
+                .unwrap()
+                .fd(),
+            2
+        );
     }
 
     #[test]
     fn a_log_file_is_opened_for_appending() {
         let path = std::env::temp_dir().join(format!("rgunicorn-abort-{}", std::process::id()));
         std::fs::write(&path, "before\n").unwrap();
-        let target = DumpTarget::open(path.to_str().unwrap()).unwrap();
+        let target = DumpTarget::open(&LogTarget::File(path.clone())).unwrap();
         // SAFETY: fd is open for the lifetime of `target`; the buffer is valid.
         let n = unsafe { libc::write(target.fd(), b"after\n".as_ptr().cast(), 6) };
         assert_eq!(n, 6);

@@ -156,12 +156,12 @@ impl<'a> Worker<'_, 'a> {
     /// SIGABRT diagnostics (see `abort`). A failure costs only the diagnostics:
     /// the master's SIGKILL still ends a stuck worker.
     fn install_abort(&mut self) {
-        let target = match DumpTarget::open(&self.config.errorlog) {
+        let target = match DumpTarget::open(&self.config.error_log) {
             Ok(t) => t,
             Err(e) => {
                 crate::log::warning(&format!(
                     "cannot open {} for stack dumps ({e}); using stderr",
-                    self.config.errorlog
+                    self.config.error_log
                 ));
                 DumpTarget::Stderr
             }
@@ -234,13 +234,13 @@ fn load_failure_text(e: &AppLoadError) -> String {
 
 /// The access log, when `accesslog` is set.
 fn open_access_log(config: &Config) -> Result<Option<AccessLog>, BootError> {
-    let Some(dest) = config.accesslog.as_deref() else {
+    let Some(target) = &config.access_log else {
         return Ok(None);
     };
-    AccessLog::open(dest, &config.access_log_format)
+    AccessLog::open_target(target, &config.access_log_format)
         .map(Some)
         .map_err(|source| BootError::AccessLog {
-            dest: dest.to_owned(),
+            dest: target.to_string(),
             source,
         })
 }
@@ -261,10 +261,7 @@ fn source_watcher(py: Python<'_>, config: &Config, extra: Vec<PathBuf>) -> Optio
     files.extend(extra);
     match reload::Watcher::new(files) {
         Ok(w) => {
-            crate::log::debug(&format!(
-                "watching {} directories for changes",
-                w.watched_dirs()
-            ));
+            crate::log::debug!("watching {} directories for changes", w.watched_dirs());
             Some(w)
         }
         Err(e) => {

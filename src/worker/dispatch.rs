@@ -37,7 +37,7 @@ impl Server<'_> {
             self.begin_stop(Retire::MaxRequests);
         }
         let limits = self.limits;
-        let keepalive = self.config.keepalive;
+        let keepalive = self.config.keepalive().is_some();
         let stopping = self.stopping;
         let Some(conn) = self.conn_mut(slot) else {
             return;
@@ -45,7 +45,7 @@ impl Server<'_> {
         // While stopping, a connection stays open only for requests the client
         // has already sent: the last of them is answered with Connection: close.
         let keep_alive_allowed =
-            keepalive > 0 && (!stopping || pipelined_after(&conn.rbuf, conn.rpos, &head, &limits));
+            keepalive && (!stopping || pipelined_after(&conn.rbuf, conn.rpos, &head, &limits));
         let io = ConnIo {
             fd: conn.fd.as_raw_fd(),
             rbuf: std::mem::take(&mut conn.rbuf),

@@ -33,7 +33,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use pyo3::Python;
 
-use crate::config::{Config, HeaderMap};
+use crate::config::{Config, HeaderVerdict};
 use crate::heartbeat::Slot;
 use crate::http::head::{self, BodyKind, Limits, RequestHead};
 use crate::listen::{Kind, Listener};
@@ -362,12 +362,8 @@ impl<'a> Server<'a> {
     /// The deadlines' inputs, as this worker stands now.
     fn timeouts(&self) -> Timeouts {
         Timeouts {
-            idle: Duration::from_secs(self.config.keepalive.max(1)),
-            request: Duration::from_secs(if self.config.timeout == 0 {
-                3600
-            } else {
-                self.config.timeout
-            }),
+            idle: self.config.idle_timeout(),
+            request: self.config.io_timeout(),
             stopping: self.stopping,
         }
     }
@@ -531,7 +527,7 @@ impl<'a> Server<'a> {
     /// Parse the next head (or finish waiting for a small body).
     fn next_request(&mut self, slot: usize) -> Step {
         let limits = self.limits;
-        let refuse_underscores = self.config.header_map == HeaderMap::Refuse;
+        let header_map = self.config.header_map;
         let Some(conn) = self.conn_mut(slot) else {
             return Step::NeedMore;
         };
@@ -545,7 +541,9 @@ impl<'a> Server<'a> {
             None => match head::parse(&conn.rbuf[conn.rpos..], &limits) {
                 Ok(None) => return Step::NeedMore,
                 Ok(Some((h, _)))
-                    if refuse_underscores && h.headers.iter().any(|(n, _)| n.contains('_')) =>
+                    if h.headers
+                        .iter()
+                        .any(|(n, _)| header_map.verdict(n) == HeaderVerdict::Refuse) =>
                 {
                     return Step::Error(400, "Bad Request");
                 }
@@ -554,7 +552,7 @@ impl<'a> Server<'a> {
                     h
                 }
                 Err(e) => {
-                    crate::log::debug(&format!("bad request from {}: {e}", conn.info.remote_addr));
+                    crate::log::debug!("bad request from {}: {e}", conn.info.remote_addr);
                     return Step::Error(e.status(), e.reason());
                 }
             },

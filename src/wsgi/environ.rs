@@ -5,10 +5,13 @@
 //! interned key strings. Header names map to `HTTP_*` keys through a small cache,
 //! so a typical request allocates no key strings at all.
 //!
-//! As in Gunicorn 22+, request headers whose names contain `_` are dropped: with
-//! `-` and `_` both mapping to `_`, they could spoof a header set by a proxy.
+//! As in Gunicorn 22+, request headers whose names contain `_` are dropped
+//! (unless `header_map = dangerous`): with `-` and `_` both mapping to `_`,
+//! they could spoof a header set by a proxy.
 
 use std::cell::RefCell;
+
+use crate::config::{HeaderMap, HeaderVerdict};
 use std::collections::HashMap;
 
 use pyo3::intern;
@@ -44,8 +47,8 @@ pub struct ConnInfo {
 pub(crate) struct EnvironBuilder {
     template: Py<PyDict>,
     script_name: String,
-    /// `header_map = dangerous`: keep header names containing `_`.
-    pass_underscores: bool,
+    /// `header_map`: which header names reach the environ.
+    header_map: HeaderMap,
     header_keys: RefCell<HashMap<String, Py<PyString>>>,
 }
 
@@ -55,7 +58,7 @@ impl EnvironBuilder {
         py: Python<'_>,
         multiprocess: bool,
         script_name: &str,
-        pass_underscores: bool,
+        header_map: HeaderMap,
     ) -> PyResult<EnvironBuilder> {
         let t = PyDict::new(py);
         t.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
@@ -74,7 +77,7 @@ impl EnvironBuilder {
         Ok(EnvironBuilder {
             template: t.unbind(),
             script_name: script_name.to_owned(),
-            pass_underscores,
+            header_map,
             header_keys: RefCell::new(HashMap::new()),
         })
     }
@@ -137,7 +140,7 @@ impl EnvironBuilder {
     ) -> PyResult<Option<String>> {
         let mut host = None;
         for (name, value) in &head.headers {
-            if name.contains('_') && !self.pass_underscores {
+            if self.header_map.verdict(name) != HeaderVerdict::Pass {
                 continue;
             }
             let value = latin1_str(value);

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use crate::config::{Config, HeaderMap};
+use crate::config::Config;
 use crate::http::body::Decoder;
 use crate::http::head::{RequestHead, Version};
 use crate::python::hooks::{Hooks, WorkerView};
@@ -147,7 +147,6 @@ impl<'a> Wsgi<'a> {
         worker: WorkerView,
         access_environ_keys: Vec<String>,
     ) -> PyResult<Wsgi<'a>> {
-        let pass_underscores = config.header_map == HeaderMap::Dangerous;
         Ok(Wsgi {
             app,
             hooks: hooks.has_request_hooks().then_some((hooks, worker)),
@@ -155,15 +154,11 @@ impl<'a> Wsgi<'a> {
                 py,
                 config.workers > 1,
                 &config.script_name,
-                pass_underscores,
+                config.header_map,
             )?,
             server: Rc::from(config.server_header.as_bytes()),
             // A client that neither sends nor reads for `timeout` seconds is gone.
-            io_timeout: Duration::from_secs(if config.timeout == 0 {
-                3600
-            } else {
-                config.timeout
-            }),
+            io_timeout: config.io_timeout(),
             sendfile: config.sendfile_enabled,
             date: RefCell::new(crate::http::response::DateCache::new()),
             access_environ_keys,
@@ -245,7 +240,7 @@ impl<'a> Wsgi<'a> {
             Iterated::Complete => {}
             Iterated::AppError(err) => self.app_error(py, &parked.target, &parked.ex, &err),
             Iterated::Io(failure) => {
-                crate::log::debug(&format!("{}: {failure}", parked.target));
+                crate::log::debug!("{}: {failure}", parked.target);
                 let mut e = parked.ex.borrow_mut();
                 e.client_gone = true;
                 e.response.break_off();
@@ -338,7 +333,7 @@ impl<'a> Wsgi<'a> {
         let body_failure = ex.borrow().body.failure.clone();
         let answer = match &body_failure {
             Some(BodyFailure::Malformed(bad)) => {
-                crate::log::debug(&format!("Bad request body for {target}: {bad}"));
+                crate::log::debug!("Bad request body for {target}: {bad}");
                 Some((bad.status(), bad.reason()))
             }
             Some(BodyFailure::TimedOut) => {

@@ -23,7 +23,6 @@ pub static ACCESSLOG: Setting = Setting {
             return Err("expected a file path, - or journal".into());
         }
         c.access_log = Some(LogTarget::parse(v));
-        c.accesslog = Some(v.to_owned());
         Ok(())
     },
 };
@@ -69,7 +68,6 @@ pub static ERRORLOG: Setting = Setting {
     support: Support::Full,
     apply: |c, v| {
         c.error_log = LogTarget::parse(v);
-        c.errorlog = v.to_owned();
         Ok(())
     },
 };
