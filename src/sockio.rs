@@ -26,13 +26,22 @@ pub type Progress<T> = io::Result<Option<T>>;
 pub fn read_some(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> Progress<usize> {
     let start = buf.len();
     buf.reserve(max);
+    // SAFETY: `reserve` guarantees `max` writable bytes after `start`; read(2)
+    // writes at most that many.
+    let n = nonblocking(|| unsafe { libc::read(fd, buf.as_mut_ptr().add(start).cast(), max) })?;
+    if let Some(n) = n {
+        // SAFETY: read(2) initialised exactly `n` bytes after `start`.
+        unsafe { buf.set_len(start + n) };
+    }
+    Ok(n)
+}
+
+/// Retry `call` (a read-like syscall returning a count or -1) across EINTR;
+/// EAGAIN is `Ok(None)`.
+fn nonblocking(mut call: impl FnMut() -> isize) -> Progress<usize> {
     loop {
-        // SAFETY: `reserve` guarantees `max` writable bytes after `start`;
-        // read(2) writes at most that many.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().add(start).cast(), max) };
+        let n = call();
         if n >= 0 {
-            // SAFETY: read(2) initialised exactly `n` bytes after `start`.
-            unsafe { buf.set_len(start + n as usize) };
             return Ok(Some(n as usize));
         }
         let e = io::Error::last_os_error();
@@ -68,19 +77,8 @@ pub fn read_blocking(
 /// # Errors
 /// The socket failed (the client reset it, or another error).
 pub fn send_some(fd: RawFd, data: &[u8]) -> Progress<usize> {
-    loop {
-        // SAFETY: data is valid readable memory of data.len() bytes.
-        let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(e),
-        }
-    }
+    // SAFETY: data is valid readable memory of data.len() bytes.
+    nonblocking(|| unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) })
 }
 
 /// Send as much of `data` as the socket takes now; returns how much it took.
@@ -121,20 +119,10 @@ pub fn send_blocking(fd: RawFd, mut data: &[u8], timeout: Duration) -> io::Resul
 /// The socket or the file failed.
 pub fn sendfile_some(sock: RawFd, file: RawFd, offset: &mut i64, count: u64) -> Progress<u64> {
     let chunk = count.min(1 << 30) as usize;
-    loop {
-        // SAFETY: both fds are open for the duration of the call; offset
-        // points to a live i64.
-        let n = unsafe { libc::sendfile(sock, file, offset, chunk) };
-        if n >= 0 {
-            return Ok(Some(n as u64));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(e),
-        }
-    }
+    // SAFETY: both fds are open for the duration of the call; offset points
+    // to a live i64.
+    let n = nonblocking(|| unsafe { libc::sendfile(sock, file, offset, chunk) })?;
+    Ok(n.map(|n| n as u64))
 }
 
 /// Read and drop everything the client has sent so far. `Ok(true)` once its

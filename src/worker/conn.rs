@@ -77,6 +77,90 @@ pub(super) enum Phase {
     Lingering { since: Instant },
 }
 
+impl Phase {
+    /// When this connection must be ended if nothing happens first.
+    pub(super) fn deadline(&self, t: &Timeouts) -> Instant {
+        match self {
+            Phase::Idle { since } if t.stopping => *since + t.idle.min(IDLE_GRACE),
+            Phase::Idle { since } => *since + t.idle,
+            Phase::Reading { since, .. }
+            | Phase::Writing { since, .. }
+            | Phase::Parked { since, .. } => *since + t.request,
+            Phase::Lingering { since } => *since + LINGER,
+        }
+    }
+
+    /// Bytes of a request arrived: an idle connection starts its request clock.
+    pub(super) fn bytes_arrived(&mut self, now: Instant) {
+        if let Phase::Idle { .. } = *self {
+            *self = Phase::Reading {
+                since: now,
+                head: None,
+            };
+        }
+    }
+
+    /// A response is complete in the write buffer (or already written):
+    /// write it, then read the next request or close.
+    pub(super) fn response_done(&mut self, keep_alive: bool, now: Instant) {
+        *self = Phase::Writing {
+            since: now,
+            then: if keep_alive {
+                AfterWrite::NextRequest
+            } else {
+                AfterWrite::Close
+            },
+        };
+    }
+
+    /// The app's response waits for the client to read.
+    pub(super) fn park(&mut self, in_flight: InFlight, now: Instant) {
+        *self = Phase::Parked {
+            since: now,
+            in_flight: Box::new(in_flight),
+        };
+    }
+
+    /// Take a parked response to resume it (the phase becomes Writing until
+    /// it settles again).
+    pub(super) fn unpark(&mut self, now: Instant) -> Option<Box<InFlight>> {
+        match std::mem::replace(
+            self,
+            Phase::Writing {
+                since: now,
+                then: AfterWrite::NextRequest,
+            },
+        ) {
+            Phase::Parked { in_flight, .. } => Some(in_flight),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    /// Writing made progress but the socket is full again: restart its clock.
+    pub(super) fn write_progress(&mut self, now: Instant) {
+        if let Phase::Writing { since, .. } | Phase::Parked { since, .. } = self {
+            *since = now;
+        }
+    }
+
+    /// Everything buffered is written: what the response decided comes next.
+    /// The keep-alive clock starts now.
+    pub(super) fn written(&mut self, now: Instant) -> AfterWrite {
+        match *self {
+            Phase::Writing { then, .. } => {
+                if then == AfterWrite::NextRequest {
+                    *self = Phase::Idle { since: now };
+                }
+                then
+            }
+            _ => AfterWrite::NextRequest,
+        }
+    }
+}
+
 /// A parked response and what its access log line needs.
 pub(super) struct InFlight {
     pub(super) parked: Parked,
@@ -109,88 +193,6 @@ impl Conn {
             wbuf: Vec::new(),
             wpos: 0,
             phase: Phase::Idle { since: now },
-        }
-    }
-
-    /// When this connection must be ended if nothing happens first.
-    pub(super) fn deadline(&self, t: &Timeouts) -> Instant {
-        match &self.phase {
-            Phase::Idle { since } if t.stopping => *since + t.idle.min(IDLE_GRACE),
-            Phase::Idle { since } => *since + t.idle,
-            Phase::Reading { since, .. }
-            | Phase::Writing { since, .. }
-            | Phase::Parked { since, .. } => *since + t.request,
-            Phase::Lingering { since } => *since + LINGER,
-        }
-    }
-
-    /// Bytes of a request arrived: an idle connection starts its request clock.
-    pub(super) fn bytes_arrived(&mut self, now: Instant) {
-        if let Phase::Idle { .. } = self.phase {
-            self.phase = Phase::Reading {
-                since: now,
-                head: None,
-            };
-        }
-    }
-
-    /// A response is complete in the write buffer (or already written):
-    /// write it, then read the next request or close.
-    pub(super) fn response_done(&mut self, keep_alive: bool, now: Instant) {
-        self.phase = Phase::Writing {
-            since: now,
-            then: if keep_alive {
-                AfterWrite::NextRequest
-            } else {
-                AfterWrite::Close
-            },
-        };
-    }
-
-    /// The app's response waits for the client to read.
-    pub(super) fn park(&mut self, in_flight: InFlight, now: Instant) {
-        self.phase = Phase::Parked {
-            since: now,
-            in_flight: Box::new(in_flight),
-        };
-    }
-
-    /// Take a parked response to resume it (the phase becomes Writing until
-    /// it settles again).
-    pub(super) fn unpark(&mut self, now: Instant) -> Option<Box<InFlight>> {
-        match std::mem::replace(
-            &mut self.phase,
-            Phase::Writing {
-                since: now,
-                then: AfterWrite::NextRequest,
-            },
-        ) {
-            Phase::Parked { in_flight, .. } => Some(in_flight),
-            other => {
-                self.phase = other;
-                None
-            }
-        }
-    }
-
-    /// Writing made progress but the socket is full again: restart its clock.
-    pub(super) fn write_progress(&mut self, now: Instant) {
-        if let Phase::Writing { since, .. } | Phase::Parked { since, .. } = &mut self.phase {
-            *since = now;
-        }
-    }
-
-    /// Everything buffered is written: what the response decided comes next.
-    /// The keep-alive clock starts now.
-    pub(super) fn written(&mut self, now: Instant) -> AfterWrite {
-        match self.phase {
-            Phase::Writing { then, .. } => {
-                if then == AfterWrite::NextRequest {
-                    self.phase = Phase::Idle { since: now };
-                }
-                then
-            }
-            _ => AfterWrite::NextRequest,
         }
     }
 
@@ -267,12 +269,6 @@ pub(super) fn conn_info(kind: &Kind, accepted: &crate::sockio::Accepted) -> Conn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::net::UnixStream;
-
-    fn conn(now: Instant) -> Conn {
-        let (a, _b) = UnixStream::pair().unwrap();
-        Conn::new(OwnedFd::from(a), ConnInfo::default(), now)
-    }
 
     const T: Timeouts = Timeouts {
         idle: Duration::from_secs(2),
@@ -286,25 +282,23 @@ mod tests {
         Done { keep_alive: bool },
         Progress,
         Written(AfterWrite),
-        Linger,
     }
 
-    /// Run the steps one second apart; after each, the deadline relative to
-    /// the start.
+    /// Run the steps one second apart from an idle phase; after each, the
+    /// deadline relative to the start.
     fn deadlines(steps: &[Step], t: Timeouts) -> Vec<u64> {
         let t0 = Instant::now();
-        let mut c = conn(t0);
+        let mut p = Phase::Idle { since: t0 };
         let mut out = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             let now = t0 + Duration::from_secs(i as u64 + 1);
             match step {
-                Step::Bytes => c.bytes_arrived(now),
-                Step::Done { keep_alive } => c.response_done(*keep_alive, now),
-                Step::Progress => c.write_progress(now),
-                Step::Written(want) => assert_eq!(c.written(now), *want, "{steps:?}"),
-                Step::Linger => assert!(c.start_linger(now)),
+                Step::Bytes => p.bytes_arrived(now),
+                Step::Done { keep_alive } => p.response_done(*keep_alive, now),
+                Step::Progress => p.write_progress(now),
+                Step::Written(want) => assert_eq!(p.written(now), *want, "{steps:?}"),
             }
-            out.push((c.deadline(&t) - t0).as_secs());
+            out.push((p.deadline(&t) - t0).as_secs());
         }
         out
     }
@@ -326,15 +320,25 @@ mod tests {
                 ],
                 &[31, 32, 33, 6],
             ),
-            // A closing response lingers after it is written.
+            // A closing response stays Writing (its clock unchanged) until the
+            // loop lingers it.
             (
                 &[
                     Bytes,
                     Done { keep_alive: false },
                     Written(AfterWrite::Close),
-                    Linger,
                 ],
-                &[31, 32, 32, 6],
+                &[31, 32, 32],
+            ),
+            // Pipelined: the next request is already here when the response is out.
+            (
+                &[
+                    Bytes,
+                    Done { keep_alive: true },
+                    Written(AfterWrite::NextRequest),
+                    Bytes,
+                ],
+                &[31, 32, 5, 34],
             ),
         ];
         for (steps, want) in cases {
@@ -345,35 +349,30 @@ mod tests {
     #[test]
     fn stopping_gives_idle_connections_only_the_grace_period() {
         let t0 = Instant::now();
-        let c = conn(t0);
         let stopping = Timeouts {
             stopping: true,
             ..T
         };
-        assert_eq!(c.deadline(&stopping), t0 + IDLE_GRACE);
-        assert!(matches!(c.phase, Phase::Idle { .. }));
-        let mut busy = conn(t0);
+        assert_eq!(
+            Phase::Idle { since: t0 }.deadline(&stopping),
+            t0 + IDLE_GRACE
+        );
+        let mut busy = Phase::Idle { since: t0 };
         busy.bytes_arrived(t0);
         assert_eq!(busy.deadline(&stopping), t0 + T.request);
-        assert!(matches!(busy.phase, Phase::Reading { .. }));
-    }
-
-    #[test]
-    fn lingering_starts_once_and_drops_the_buffers() {
-        let t0 = Instant::now();
-        let mut c = conn(t0);
-        c.wbuf.extend_from_slice(b"unsent");
-        assert!(c.start_linger(t0));
-        assert!(!c.start_linger(t0 + LINGER));
-        assert!(!c.has_output());
-        assert_eq!(c.deadline(&T), t0 + LINGER);
+        let lingering = Phase::Lingering { since: t0 };
+        assert_eq!(lingering.deadline(&stopping), t0 + LINGER);
     }
 
     #[test]
     fn unpark_without_a_parked_response_changes_nothing() {
         let t0 = Instant::now();
-        let mut c = conn(t0);
-        assert!(c.unpark(t0).is_none());
-        assert!(matches!(c.phase, Phase::Idle { .. }));
+        let mut p = Phase::Idle { since: t0 };
+        assert!(p.unpark(t0).is_none());
+        assert!(matches!(p, Phase::Idle { .. }));
+        // Writing is not idle until written.
+        p.response_done(true, t0);
+        assert!(p.unpark(t0).is_none());
+        assert!(matches!(p, Phase::Writing { .. }));
     }
 }

@@ -99,7 +99,7 @@ impl Server<'_> {
                         head,
                         started,
                     };
-                    conn.park(in_flight, Instant::now());
+                    conn.phase.park(in_flight, Instant::now());
                 }
             }
         }
@@ -119,7 +119,7 @@ impl Server<'_> {
             conn.rbuf.clear();
             conn.rpos = 0;
         }
-        conn.response_done(outcome.keep_alive, Instant::now());
+        conn.phase.response_done(outcome.keep_alive, Instant::now());
         if let Some(access) = self.access.as_mut() {
             access.log(&Entry {
                 remote_addr: &conn.info.remote_addr,
@@ -151,7 +151,7 @@ impl Server<'_> {
         // Discard the rest of the input: it cannot be framed.
         conn.rbuf.clear();
         conn.rpos = 0;
-        conn.response_done(false, Instant::now());
+        conn.phase.response_done(false, Instant::now());
         if let Some(access) = self.access.as_mut() {
             // A refused request is still a request the operator wants to see,
             // with the status it got.

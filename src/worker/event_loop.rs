@@ -419,7 +419,7 @@ impl<'a> Server<'a> {
         let t = self.timeouts();
         for i in 0..self.conns.len() {
             match self.conns[i].as_ref() {
-                Some(c) if c.deadline(&t) > now => {}
+                Some(c) if c.phase.deadline(&t) > now => {}
                 Some(Conn {
                     phase: Phase::Lingering { .. },
                     ..
@@ -455,11 +455,11 @@ impl<'a> Server<'a> {
             if conn.has_output() {
                 match conn.flush() {
                     Ok(true) => {}
-                    Ok(false) => return conn.write_progress(now), // wait for the writable edge
+                    Ok(false) => return conn.phase.write_progress(now), // wait for the writable edge
                     Err(_) => return self.close(slot),
                 }
             }
-            if conn.written(now) == AfterWrite::Close {
+            if conn.phase.written(now) == AfterWrite::Close {
                 return self.linger(slot);
             }
             // 2. A complete request in the buffer?
@@ -480,7 +480,7 @@ impl<'a> Server<'a> {
             };
             match conn.fill() {
                 Ok(Some(0)) | Err(_) => return self.close(slot), // EOF, or reset
-                Ok(Some(_)) => conn.bytes_arrived(now),
+                Ok(Some(_)) => conn.phase.bytes_arrived(now),
                 Ok(None) => return,
             }
         }
@@ -503,11 +503,11 @@ impl<'a> Server<'a> {
                 false
             }
             Ok(false) => {
-                conn.write_progress(now); // wait for the writable edge
+                conn.phase.write_progress(now); // wait for the writable edge
                 false
             }
             Ok(true) => {
-                let Some(in_flight) = conn.unpark(now) else {
+                let Some(in_flight) = conn.phase.unpark(now) else {
                     return true;
                 };
                 let InFlight {
@@ -562,7 +562,7 @@ impl<'a> Server<'a> {
         if let BodyKind::Length(n) = head.body {
             let buffered = (conn.rbuf.len() - conn.rpos) as u64;
             if n <= BUFFER_BODY_LIMIT && buffered < n && !head.expect_continue {
-                conn.bytes_arrived(Instant::now());
+                conn.phase.bytes_arrived(Instant::now());
                 if let Phase::Reading { head: waiting, .. } = &mut conn.phase {
                     *waiting = Some(head);
                 }
