@@ -124,7 +124,7 @@ pub enum BindError {
 
 /// What kind of socket a listener is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum Endpoint {
     /// TCP, with its bound local address.
     Tcp(SocketAddr),
     /// Unix stream socket at this path (empty if unnamed or abstract).
@@ -137,7 +137,7 @@ pub struct Listener {
     /// The socket, non-blocking, close-on-exec.
     pub fd: OwnedFd,
     /// TCP or unix, with the local address.
-    pub kind: Kind,
+    pub kind: Endpoint,
     /// True when we created the unix socket file and must remove it on exit.
     unlink_on_drop: bool,
     /// Passed in (systemd, fd store, a previous master, fd://) rather than bound here.
@@ -195,7 +195,7 @@ impl Listener {
                     .unwrap_or(*sa);
                 Ok(vec![Listener {
                     fd: socket.into(),
-                    kind: Kind::Tcp(local),
+                    kind: Endpoint::Tcp(local),
                     unlink_on_drop: false,
                     inherited: false,
                     name: None,
@@ -211,7 +211,7 @@ impl Listener {
                 socket.set_nonblocking(true).map_err(err)?;
                 Ok(vec![Listener {
                     fd: socket.into(),
-                    kind: Kind::Unix(path.clone()),
+                    kind: Endpoint::Unix(path.clone()),
                     unlink_on_drop: true,
                     inherited: false,
                     name: None,
@@ -247,8 +247,8 @@ impl Listener {
             source,
         })?;
         let kind = match local.as_socket() {
-            Some(sa) => Kind::Tcp(sa),
-            None => Kind::Unix(
+            Some(sa) => Endpoint::Tcp(sa),
+            None => Endpoint::Unix(
                 local
                     .as_pathname()
                     .map(Path::to_path_buf)
@@ -267,7 +267,7 @@ impl Listener {
     }
 
     /// A worker's own handle on a master socket: never unlinks the path.
-    pub fn from_parts(fd: OwnedFd, kind: Kind) -> Listener {
+    pub fn from_parts(fd: OwnedFd, kind: Endpoint) -> Listener {
         Listener {
             fd,
             kind,
@@ -281,10 +281,10 @@ impl Listener {
     /// we were asked to bind is then ours to remove at exit.
     pub fn serves(&mut self, addr: &Address) -> bool {
         match (addr, &self.kind) {
-            (Address::Tcp { host, port }, Kind::Tcp(sa)) => {
+            (Address::Tcp { host, port }, Endpoint::Tcp(sa)) => {
                 host.parse::<std::net::IpAddr>().ok() == Some(sa.ip()) && *port == sa.port()
             }
-            (Address::Unix(path), Kind::Unix(bound)) if path == bound => {
+            (Address::Unix(path), Endpoint::Unix(bound)) if path == bound => {
                 self.unlink_on_drop = true;
                 true
             }
@@ -302,8 +302,8 @@ impl Listener {
     /// Human form for logs: `http://127.0.0.1:8000` or `unix:/run/app.sock`.
     pub fn describe(&self) -> String {
         match &self.kind {
-            Kind::Tcp(sa) => format!("http://{sa}"),
-            Kind::Unix(p) => format!("unix:{}", p.display()),
+            Endpoint::Tcp(sa) => format!("http://{sa}"),
+            Endpoint::Unix(p) => format!("unix:{}", p.display()),
         }
     }
 
@@ -316,7 +316,7 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let (true, Kind::Unix(path)) = (self.unlink_on_drop, &self.kind) {
+        if let (true, Endpoint::Unix(path)) = (self.unlink_on_drop, &self.kind) {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -389,8 +389,8 @@ mod tests {
         let addr = Address::parse("127.0.0.1:0").unwrap();
         let l = Listener::bind(&addr, 16, false).unwrap().remove(0);
         match l.kind {
-            Kind::Tcp(sa) => assert_ne!(sa.port(), 0),
-            Kind::Unix(_) => panic!("tcp expected"),
+            Endpoint::Tcp(sa) => assert_ne!(sa.port(), 0),
+            Endpoint::Unix(_) => panic!("tcp expected"),
         }
     }
 

@@ -170,7 +170,7 @@ fn hand_over_files(config: &Config, listeners: &[Listener]) -> Result<(), Startu
         .iter()
         .filter(|l| !l.inherited)
         .filter_map(|l| match &l.kind {
-            crate::listen::Kind::Unix(p) if !p.as_os_str().is_empty() => Some(p.clone()),
+            crate::listen::Endpoint::Unix(p) if !p.as_os_str().is_empty() => Some(p.clone()),
             _ => None,
         })
         .collect();

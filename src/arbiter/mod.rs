@@ -62,7 +62,7 @@ struct WorkerState {
 
 /// Where the master is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+enum Life {
     /// Keeping `num_workers` workers alive.
     Running,
     /// Waiting for workers to exit; kill the rest at the deadline.
@@ -94,7 +94,7 @@ pub struct Arbiter {
     num_workers: usize,
     /// READY=1 sent for the current generation.
     ready_sent: bool,
-    phase: Phase,
+    phase: Life,
     /// A HUP whose new workers are still booting.
     reload: Option<reload::Pending>,
     /// The master we started with USR2, while it runs.
@@ -166,7 +166,7 @@ impl Arbiter {
             generation: 0,
             num_workers,
             ready_sent: false,
-            phase: Phase::Running,
+            phase: Life::Running,
             reload: None,
             reexec_child: None,
             parent_master,
@@ -202,7 +202,7 @@ impl Arbiter {
     /// Run until stopped; returns the process exit status.
     pub fn run(mut self) -> i32 {
         loop {
-            if self.phase == Phase::Running {
+            if self.phase == Life::Running {
                 self.manage_workers();
             }
             self.wait_for_activity();
@@ -218,7 +218,7 @@ impl Arbiter {
             self.check_timeouts();
             self.maybe_promote();
             self.tell_systemd();
-            if let Phase::Stopping { deadline, .. } = self.phase {
+            if let Life::Stopping { deadline, .. } = self.phase {
                 if self.workers.is_empty() {
                     crate::log::info("Shutting down: Master");
                     self.exit_hooks();
@@ -236,7 +236,7 @@ impl Arbiter {
             Event::Term => self.stop(true),
             Event::Int | Event::Quit => self.stop(false),
             Event::Chld => {}
-            _ if self.phase != Phase::Running => {
+            _ if self.phase != Life::Running => {
                 crate::log::info(&format!("Ignoring {event:?} while stopping"));
             }
             Event::Hup => self.reload(),
@@ -413,11 +413,11 @@ impl Arbiter {
             nix::poll::PollFd::new(self.booted_read.as_fd(), nix::poll::PollFlags::POLLIN),
         ];
         let mut timeout = match self.phase {
-            Phase::Stopping { deadline, .. } => deadline
+            Life::Stopping { deadline, .. } => deadline
                 .saturating_duration_since(Instant::now())
                 .min(TICK)
                 .max(Duration::from_millis(10)),
-            Phase::Running => TICK,
+            Life::Running => TICK,
         };
         if let Some(interval) = self.notifier.watchdog_interval() {
             timeout = timeout.min(interval);
@@ -428,11 +428,11 @@ impl Arbiter {
 
     /// Begin a graceful (TERM) or quick (INT/QUIT) stop.
     fn stop(&mut self, graceful: bool) {
-        if let Phase::Stopping { graceful: was, .. } = self.phase {
+        if let Life::Stopping { graceful: was, .. } = self.phase {
             if was && !graceful {
                 // A second, impatient signal turns a graceful stop into a quick one.
                 self.signal_all(Signal::SIGQUIT);
-                self.phase = Phase::Stopping {
+                self.phase = Life::Stopping {
                     deadline: Instant::now() + Duration::from_secs(1),
                     graceful: false,
                 };
@@ -455,7 +455,7 @@ impl Arbiter {
             (Signal::SIGQUIT, Duration::from_secs(1))
         };
         self.signal_all(sig);
-        self.phase = Phase::Stopping {
+        self.phase = Life::Stopping {
             deadline: Instant::now() + wait,
             graceful,
         };
@@ -490,7 +490,7 @@ impl Arbiter {
             self.served_by_gone += w.slot.served();
             self.heartbeats.release(w.slot);
             self.child_exit(pid, &w);
-            let expected = w.retiring || self.phase != Phase::Running;
+            let expected = w.retiring || self.phase != Life::Running;
             match code.map(|c| (c, ExitStatus::from_code(c))) {
                 Some((_, Some(exit @ (ExitStatus::AppLoad | ExitStatus::WorkerBoot)))) => {
                     let (fatal, what) = if exit == ExitStatus::AppLoad {
@@ -555,7 +555,7 @@ impl Arbiter {
                 }
             }
         }
-        if self.phase != Phase::Running || self.ready_sent {
+        if self.phase != Life::Running || self.ready_sent {
             return;
         }
         let booted = self.serving();

@@ -22,8 +22,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::http::head::RequestHead;
-use crate::listen::Kind;
-use crate::wsgi::{Body, ConnInfo, Parked};
+use crate::listen::Endpoint;
+use crate::wsgi::{ConnInfo, Continuation, Parked};
 
 /// Bytes read per read(2).
 const READ_SIZE: usize = 16 * 1024;
@@ -164,7 +164,7 @@ impl Phase {
 /// A parked response and what its access log line needs.
 pub(super) struct InFlight {
     pub(super) parked: Parked,
-    pub(super) body: Body,
+    pub(super) body: Continuation,
     pub(super) head: RequestHead,
     pub(super) started: super::dispatch::Started,
 }
@@ -243,16 +243,16 @@ impl Conn {
 }
 
 /// Environ address strings for an accepted connection.
-pub(super) fn conn_info(kind: &Kind, accepted: &crate::sockio::Accepted) -> ConnInfo {
+pub(super) fn conn_info(kind: &Endpoint, accepted: &crate::sockio::Accepted) -> ConnInfo {
     let (server_name, server_port) = match kind {
         // A wildcard listener (0.0.0.0, ::) says nothing useful: name the
         // address this connection actually reached.
-        Kind::Tcp(sa) if sa.ip().is_unspecified() => {
+        Endpoint::Tcp(sa) if sa.ip().is_unspecified() => {
             let local = crate::sockio::local_addr(accepted.fd.as_raw_fd()).unwrap_or(*sa);
             (local.ip().to_string(), local.port().to_string())
         }
-        Kind::Tcp(sa) => (sa.ip().to_string(), sa.port().to_string()),
-        Kind::Unix(path) => (path.to_string_lossy().into_owned(), String::new()),
+        Endpoint::Tcp(sa) => (sa.ip().to_string(), sa.port().to_string()),
+        Endpoint::Unix(path) => (path.to_string_lossy().into_owned(), String::new()),
     };
     let (remote_addr, remote_port) = match accepted.peer {
         Some(sa) => (sa.ip().to_string(), sa.port().to_string()),

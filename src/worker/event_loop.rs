@@ -36,7 +36,7 @@ use pyo3::Python;
 use crate::config::{Config, HeaderVerdict};
 use crate::heartbeat::Slot;
 use crate::http::head::{self, BodyKind, Limits, RequestHead};
-use crate::listen::{Kind, Listener};
+use crate::listen::{Endpoint, Listener};
 use crate::log::access::AccessLog;
 use crate::signals::{Event, SignalPipe};
 use crate::wsgi::{ConnInfo, Wsgi};
@@ -328,7 +328,7 @@ impl<'a> Server<'a> {
                 }
             };
             let info = conn_info(&kind, &accepted);
-            if matches!(kind, Kind::Tcp(_)) {
+            if matches!(kind, Endpoint::Tcp(_)) {
                 crate::sockio::set_nodelay(accepted.fd.as_raw_fd());
             }
             let fd = accepted.fd;

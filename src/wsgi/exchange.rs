@@ -180,7 +180,7 @@ impl Exchange {
     }
 
     /// Write all of `wbuf` to the client, blocking (GIL released).
-    pub fn flush(&mut self, py: Python<'_>) -> Result<(), IoFailure> {
+    pub fn flush_blocking(&mut self, py: Python<'_>) -> Result<(), IoFailure> {
         if self.wbuf.is_empty() {
             return Ok(());
         }

@@ -79,11 +79,11 @@ pub enum Handled {
     Done(Outcome),
     /// The response waits for the client to read: write out
     /// [`Parked::try_flush`], then call [`Wsgi::resume`] with the body.
-    Parked(Parked, Body),
+    Parked(Parked, Continuation),
 }
 
 /// Where a parked response continues (opaque to the event loop).
-pub struct Body(respond::Body);
+pub struct Continuation(respond::Rest);
 
 /// A response in progress whose client reads slower than the app writes. The
 /// event loop owns it between writes; the Python thread serves others meanwhile.
@@ -223,20 +223,20 @@ impl<'a> Wsgi<'a> {
             target: head.target.clone(),
         };
         let outcome = self.call_app(py, head, conn, &mut parked);
-        self.settle(py, parked, outcome)
+        self.finish_or_park(py, parked, outcome)
     }
 
     /// Continue a parked response whose buffered output has been written.
-    pub fn resume(&self, py: Python<'_>, parked: Parked, body: Body) -> Handled {
+    pub fn resume(&self, py: Python<'_>, parked: Parked, body: Continuation) -> Handled {
         let outcome = respond::resume(py, &parked.ex, body.0);
 
-        self.settle(py, parked, outcome)
+        self.finish_or_park(py, parked, outcome)
     }
 
     /// Park again, or finish: errors, close(), post_request, buffers back.
-    fn settle(&self, py: Python<'_>, mut parked: Parked, outcome: Iterated) -> Handled {
+    fn finish_or_park(&self, py: Python<'_>, mut parked: Parked, outcome: Iterated) -> Handled {
         match outcome {
-            Iterated::Parked(body) => return Handled::Parked(parked, Body(body)),
+            Iterated::Parked(body) => return Handled::Parked(parked, Continuation(body)),
             Iterated::Complete => {}
             Iterated::AppError(err) => self.app_error(py, &parked.target, &parked.ex, &err),
             Iterated::Io(failure) => {

@@ -140,14 +140,14 @@ impl RequestBody {
                 return Ok(take);
             }
             if decoded.consumed == 0 {
-                self.fill(py, conn)?;
+                self.fill_blocking(py, conn)?;
             }
         }
         Ok(0)
     }
 
     /// Read more bytes from the client into `rbuf`, blocking (GIL released).
-    fn fill(
+    fn fill_blocking(
         &mut self,
         py: Python<'_>,
         (fd, version, timeout): (RawFd, Version, Duration),

@@ -53,7 +53,7 @@ impl FileWrapper {
 }
 
 /// Where a body that had to wait for the client continues.
-pub(crate) enum Body {
+pub(crate) enum Rest {
     /// Iterating the app's result.
     Iter(Py<PyIterator>),
     /// sendfile(2) of a `wsgi.file_wrapper` file.
@@ -78,7 +78,7 @@ pub(crate) enum Iterated {
     Io(IoFailure),
     /// The client reads slower than the app writes: continue with this body
     /// once the buffered output is written. The Python thread is free meanwhile.
-    Parked(Body),
+    Parked(Rest),
 }
 
 /// Start sending the app's `result`. The caller calls `close()` on the result
@@ -124,10 +124,10 @@ pub(crate) fn start(
 }
 
 /// Continue a parked body; its buffered output has been written.
-pub(crate) fn resume(py: Python<'_>, ex: &Shared, body: Body) -> Iterated {
+pub(crate) fn resume(py: Python<'_>, ex: &Shared, body: Rest) -> Iterated {
     match body {
-        Body::Iter(iter) => pump(ex, iter.into_bound(py), true),
-        Body::File {
+        Rest::Iter(iter) => pump(ex, iter.into_bound(py), true),
+        Rest::File {
             fd,
             offset,
             remaining,
@@ -160,7 +160,7 @@ fn pump(ex: &Shared, mut iter: Bound<'_, PyIterator>, streaming: bool) -> Iterat
             let mut e = ex.borrow_mut();
             match e.try_flush() {
                 Err(err) => return Iterated::Io(err),
-                Ok(false) => return Iterated::Parked(Body::Iter(iter.unbind())),
+                Ok(false) => return Iterated::Parked(Rest::Iter(iter.unbind())),
                 Ok(true) => {}
             }
         } else if ex.borrow().over_high_water() {
@@ -169,7 +169,7 @@ fn pump(ex: &Shared, mut iter: Bound<'_, PyIterator>, streaming: bool) -> Iterat
                 return Iterated::Io(err);
             }
             if e.over_high_water() {
-                return Iterated::Parked(Body::Iter(iter.unbind()));
+                return Iterated::Parked(Rest::Iter(iter.unbind()));
             }
         }
         let item = match iter.next() {
@@ -246,7 +246,7 @@ fn start_sendfile(py: Python<'_>, ex: &Shared, fw: &FileWrapper) -> Option<Itera
 fn pump_file(ex: &Shared, fd: RawFd, mut offset: i64, mut remaining: u64) -> Iterated {
     let mut e = ex.borrow_mut();
     let parked = |offset, remaining| {
-        Iterated::Parked(Body::File {
+        Iterated::Parked(Rest::File {
             fd,
             offset,
             remaining,

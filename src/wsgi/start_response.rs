@@ -173,7 +173,7 @@ impl Writer {
             .map_err(|_| PyAssertionError::new_err("write() before start_response"))?;
         ex.write_body(data.as_bytes())?;
         // write() must not return before the data is on its way (PEP 3333).
-        ex.flush(py)?;
+        ex.flush_blocking(py)?;
         Ok(())
     }
 }
