@@ -42,7 +42,9 @@ where
     let mut raw = RawSettings::default();
     let mut args = args.into_iter().map(Into::into);
     let mut positional = Vec::new();
-    while let Some(arg) = args.next() {
+    // An argument an optional-value flag looked at and did not take.
+    let mut pending: Option<String> = None;
+    while let Some(arg) = pending.take().or_else(|| args.next()) {
         match arg.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-v" | "--version" => return Ok(Command::Version),
@@ -73,6 +75,22 @@ where
                 if inline.is_some() {
                     return Err(SettingError::UnexpectedValue { flag });
                 }
+                raw.push(setting, value, source.clone());
+            }
+            Arity::Optional { bare, choices, .. } => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => match args.next() {
+                        Some(next) if choices.contains(&next.as_str()) => next,
+                        Some(next) => {
+                            raw.push(setting, bare, source.clone());
+                            // Not ours: handle it as the next argument.
+                            pending = Some(next);
+                            continue;
+                        }
+                        None => bare.to_owned(),
+                    },
+                };
                 raw.push(setting, value, source.clone());
             }
             Arity::Value { .. } => {

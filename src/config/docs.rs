@@ -29,8 +29,14 @@ pub fn help() -> String {
         let _ = write!(out, "\n{}:\n", section.title());
         for s in listed {
             let mut flags = s.flags.join(", ");
-            if let Arity::Value { metavar } = s.arity {
-                let _ = write!(flags, " {metavar}");
+            match s.arity {
+                Arity::Value { metavar } => {
+                    let _ = write!(flags, " {metavar}");
+                }
+                Arity::Optional { metavar, .. } => {
+                    let _ = write!(flags, "[={metavar}]");
+                }
+                Arity::Switch { .. } => {}
             }
             let _ = write!(out, "  {flags:<36} {}", s.summary);
             if s.support == Support::NotYet {
@@ -229,8 +235,14 @@ pub fn man_page() -> String {
                 .map(|f| format!("\\fB{}\\fR", roff_escape(f)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            if let Arity::Value { metavar } = s.arity {
-                let _ = write!(flags, " \\fI{metavar}\\fR");
+            match s.arity {
+                Arity::Value { metavar } => {
+                    let _ = write!(flags, " \\fI{metavar}\\fR");
+                }
+                Arity::Optional { metavar, .. } => {
+                    let _ = write!(flags, "[=\\fI{metavar}\\fR]");
+                }
+                Arity::Switch { .. } => {}
             }
             let _ = writeln!(out, ".TP\n{flags}");
             let _ = write!(out, "{}.", roff_escape(s.summary));

@@ -209,6 +209,17 @@ pub enum Arity {
         /// Placeholder shown in help, e.g. `ADDRESS`.
         metavar: &'static str,
     },
+    /// `--flag` alone applies `bare`; `--flag=VALUE`, or `--flag VALUE` when
+    /// VALUE is one of `choices`, applies VALUE (argparse's `nargs='?'`,
+    /// without swallowing the APP_MODULE that may follow).
+    Optional {
+        /// Placeholder shown in help, e.g. `MODE`.
+        metavar: &'static str,
+        /// What the bare flag means.
+        bare: &'static str,
+        /// Values taken from the next argument.
+        choices: &'static [&'static str],
+    },
 }
 
 /// Whether rgunicorn implements a setting.
@@ -331,8 +342,26 @@ pub struct Config {
     /// Seconds an idle keep-alive connection is kept open (0 disables
     /// keep-alive); read it as [`Config::keepalive`] or [`Config::idle_timeout`].
     pub(in crate::config) keepalive: u64,
-    /// Request head limits.
+    /// Request head limits and the parser's relaxations.
     pub limits: Limits,
+    /// `limit_request_body`: largest request body in bytes; 0 = no limit.
+    pub limit_request_body: u64,
+    /// `header_timeout` seconds (0: the worker timeout); read it as
+    /// [`Config::header_timeout`].
+    pub(in crate::config) header_timeout: u64,
+    /// `body_timeout` seconds (0: the worker timeout); read it as
+    /// [`Config::body_timeout`].
+    pub(in crate::config) body_timeout: u64,
+    /// `forwarded_allow_ips`: peers whose scheme and forwarder headers count.
+    pub forwarded_allow: crate::peers::AllowList,
+    /// `secure_scheme_headers`: upper-case header name → the value meaning https.
+    pub secure_scheme_headers: Vec<(String, String)>,
+    /// `forwarder_headers`: upper-case names a trusted proxy may set.
+    pub forwarder_headers: Vec<String>,
+    /// `proxy_protocol`: which PROXY headers to expect; None when off.
+    pub proxy_protocol: Option<crate::proxy::Accept>,
+    /// `proxy_allow_ips`: peers allowed to send a PROXY header.
+    pub proxy_allow: crate::peers::AllowList,
     /// What to do with header names containing `_`; ask [`HeaderMap::verdict`]
     /// (or [`Config::header_verdict`]) rather than looking at the name yourself.
     pub header_map: HeaderMap,
@@ -402,6 +431,20 @@ impl Default for Config {
             graceful_timeout: 30,
             keepalive: 2,
             limits: Limits::default(),
+            limit_request_body: 0,
+            header_timeout: 30,
+            body_timeout: 30,
+            forwarded_allow: crate::peers::AllowList::parse("127.0.0.1,::1")
+                .unwrap_or(crate::peers::AllowList::Networks(Vec::new())),
+            secure_scheme_headers: vec![
+                ("X-FORWARDED-PROTOCOL".into(), "ssl".into()),
+                ("X-FORWARDED-PROTO".into(), "https".into()),
+                ("X-FORWARDED-SSL".into(), "on".into()),
+            ],
+            forwarder_headers: vec!["SCRIPT_NAME".into(), "PATH_INFO".into()],
+            proxy_protocol: None,
+            proxy_allow: crate::peers::AllowList::parse("127.0.0.1,::1")
+                .unwrap_or(crate::peers::AllowList::Networks(Vec::new())),
             header_map: HeaderMap::Drop,
             sendfile_enabled: true,
             chdir: None,
@@ -466,6 +509,22 @@ impl Config {
     /// send its one request.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.keepalive.max(1))
+    }
+
+    /// How long a request head may take to arrive, from its first byte.
+    pub fn header_timeout(&self) -> Duration {
+        match self.header_timeout {
+            0 => self.io_timeout(),
+            n => Duration::from_secs(n),
+        }
+    }
+
+    /// How long a request body may stall between two reads.
+    pub fn body_timeout(&self) -> Duration {
+        match self.body_timeout {
+            0 => self.io_timeout(),
+            n => Duration::from_secs(n),
+        }
     }
 
     /// The `header_map` verdict on a request header called `name`.
@@ -551,7 +610,7 @@ mod tests {
     #[test]
     fn value_flags_have_a_metavar_and_hooks_have_no_flag() {
         for s in SETTINGS {
-            if let Arity::Value { metavar } = s.arity {
+            if let Arity::Value { metavar } | Arity::Optional { metavar, .. } = s.arity {
                 assert!(!metavar.is_empty(), "{}", s.key);
             }
             if let Kind::Hook(arity) = s.kind {

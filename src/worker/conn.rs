@@ -14,7 +14,9 @@
 //! Each phase carries the instant its clock started, and
 //! [`Conn::deadline`] is the one place a deadline is worked out from it: an
 //! idle connection gets `keepalive`, a request being read, written or parked
-//! gets `timeout` since its last progress, a lingering close [`LINGER`].
+//! gets `header_timeout` from its first byte, a small body being buffered
+//! `body_timeout` since it last progressed, a response being written or
+//! parked `timeout` since its last progress, a lingering close [`LINGER`].
 //! Nothing here touches the socket except through `crate::sockio`.
 
 use std::io;
@@ -38,8 +40,12 @@ pub(super) const IDLE_GRACE: Duration = Duration::from_secs(1);
 pub(super) struct Timeouts {
     /// `keepalive`: how long an idle connection stays open.
     pub(super) idle: Duration,
-    /// `timeout`: how long a request may take to arrive or to be read.
+    /// `timeout`: how long a response may wait for the client to read.
     pub(super) request: Duration,
+    /// `header_timeout`: how long a request head may take, from its first byte.
+    pub(super) head: Duration,
+    /// `body_timeout`: how long a small body being buffered may stall.
+    pub(super) body: Duration,
     /// A graceful stop is under way: idle connections get [`IDLE_GRACE`] at most.
     pub(super) stopping: bool,
 }
@@ -58,8 +64,9 @@ pub(super) enum Phase {
     /// Between requests, since the last response was handed to the socket (or
     /// the connection was accepted).
     Idle { since: Instant },
-    /// Part of a request has arrived since `since`; `head` once it is parsed
-    /// and its small body is still on its way.
+    /// Part of a request head has arrived since `since`; or, with `head`, the
+    /// head is parsed and its small body is on its way, last progressing at
+    /// `since`.
     Reading {
         since: Instant,
         head: Option<RequestHead>,
@@ -83,9 +90,12 @@ impl Phase {
         match self {
             Phase::Idle { since } if t.stopping => *since + t.idle.min(IDLE_GRACE),
             Phase::Idle { since } => *since + t.idle,
-            Phase::Reading { since, .. }
-            | Phase::Writing { since, .. }
-            | Phase::Parked { since, .. } => *since + t.request,
+            Phase::Reading { since, head: None } => *since + t.head,
+            Phase::Reading {
+                since,
+                head: Some(_),
+            } => *since + t.body,
+            Phase::Writing { since, .. } | Phase::Parked { since, .. } => *since + t.request,
             Phase::Lingering { since } => *since + LINGER,
         }
     }
@@ -263,6 +273,7 @@ pub(super) fn conn_info(kind: &Endpoint, accepted: &crate::sockio::Accepted) -> 
         remote_port,
         server_name,
         server_port,
+        peer_ip: accepted.peer.map(|sa| sa.ip()),
     }
 }
 
@@ -273,6 +284,8 @@ mod tests {
     const T: Timeouts = Timeouts {
         idle: Duration::from_secs(2),
         request: Duration::from_secs(30),
+        head: Duration::from_secs(30),
+        body: Duration::from_secs(30),
         stopping: false,
     };
 
@@ -359,7 +372,7 @@ mod tests {
         );
         let mut busy = Phase::Idle { since: t0 };
         busy.bytes_arrived(t0);
-        assert_eq!(busy.deadline(&stopping), t0 + T.request);
+        assert_eq!(busy.deadline(&stopping), t0 + T.head);
         let lingering = Phase::Lingering { since: t0 };
         assert_eq!(lingering.deadline(&stopping), t0 + LINGER);
     }

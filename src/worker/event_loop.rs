@@ -364,6 +364,8 @@ impl<'a> Server<'a> {
         Timeouts {
             idle: self.config.idle_timeout(),
             request: self.config.io_timeout(),
+            head: self.config.header_timeout(),
+            body: self.config.body_timeout(),
             stopping: self.stopping,
         }
     }
@@ -527,7 +529,7 @@ impl<'a> Server<'a> {
     /// Parse the next head (or finish waiting for a small body).
     fn next_request(&mut self, slot: usize) -> Step {
         let limits = self.limits;
-        let header_map = self.config.header_map;
+        let config = self.config;
         let Some(conn) = self.conn_mut(slot) else {
             return Step::NeedMore;
         };
@@ -540,11 +542,7 @@ impl<'a> Server<'a> {
             None if conn.rpos >= conn.rbuf.len() => return Step::NeedMore,
             None => match head::parse(&conn.rbuf[conn.rpos..], &limits) {
                 Ok(None) => return Step::NeedMore,
-                Ok(Some((h, _)))
-                    if h.headers
-                        .iter()
-                        .any(|(n, _)| header_map.verdict(n) == HeaderVerdict::Refuse) =>
-                {
+                Ok(Some((h, _))) if refused_header(config, &conn.info, &h) => {
                     return Step::Error(400, "Bad Request");
                 }
                 Ok(Some((h, consumed))) => {
@@ -560,17 +558,32 @@ impl<'a> Server<'a> {
         // Small bodies are buffered here, so a slow uploader waits in the loop,
         // not in Python. With Expect: 100-continue the client waits for us.
         if let BodyKind::Length(n) = head.body {
+            if config.limit_request_body > 0 && n > config.limit_request_body {
+                // Refused before the body is read, or asked for with 100-continue.
+                return Step::Error(413, "Content Too Large");
+            }
             let buffered = (conn.rbuf.len() - conn.rpos) as u64;
             if n <= BUFFER_BODY_LIMIT && buffered < n && !head.expect_continue {
-                conn.phase.bytes_arrived(Instant::now());
-                if let Phase::Reading { head: waiting, .. } = &mut conn.phase {
-                    *waiting = Some(head);
-                }
+                // The body stall clock restarts with each arrival.
+                conn.phase = Phase::Reading {
+                    since: Instant::now(),
+                    head: Some(head),
+                };
                 return Step::NeedMore;
             }
         }
         Step::Dispatch(head)
     }
+}
+
+/// `header_map = refuse` and a header name with `_` that is not a forwarder
+/// header from a trusted peer: the whole request is refused.
+fn refused_header(config: &Config, info: &ConnInfo, head: &RequestHead) -> bool {
+    let trusted = config.forwarded_allow.allows(info.peer_ip);
+    head.headers.iter().any(|(name, _)| {
+        config.header_verdict(name) == HeaderVerdict::Refuse
+            && !(trusted && crate::wsgi::is_forwarder_header(config, name))
+    })
 }
 
 /// This worker's request limit: `max_requests` plus a share of the jitter drawn

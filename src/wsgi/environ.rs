@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::exchange::Shared;
+use super::forwarded::Forwarded;
 use super::input::{Errors, Input};
 use super::respond::FileWrapper;
 use super::socket::ConnSocket;
@@ -41,6 +42,8 @@ pub struct ConnInfo {
     pub server_name: String,
     /// The port the client connected to; empty for unix sockets.
     pub server_port: String,
+    /// The peer's address, for trust decisions; None for unix sockets.
+    pub peer_ip: Option<std::net::IpAddr>,
 }
 
 /// Builds environ dicts for one worker.
@@ -49,6 +52,8 @@ pub(crate) struct EnvironBuilder {
     script_name: String,
     /// `header_map`: which header names reach the environ.
     header_map: HeaderMap,
+    /// `forwarder_headers`: names a trusted proxy may send despite `header_map`.
+    forwarder_headers: Vec<String>,
     header_keys: RefCell<HashMap<String, Py<PyString>>>,
 }
 
@@ -59,6 +64,7 @@ impl EnvironBuilder {
         multiprocess: bool,
         script_name: &str,
         header_map: HeaderMap,
+        forwarder_headers: Vec<String>,
     ) -> PyResult<EnvironBuilder> {
         let t = PyDict::new(py);
         t.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
@@ -78,6 +84,7 @@ impl EnvironBuilder {
             template: t.unbind(),
             script_name: script_name.to_owned(),
             header_map,
+            forwarder_headers,
             header_keys: RefCell::new(HashMap::new()),
         })
     }
@@ -89,18 +96,27 @@ impl EnvironBuilder {
         py: Python<'py>,
         head: &RequestHead,
         conn: &ConnInfo,
+        forwarded: &Forwarded,
         ex: &Shared,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
+        if forwarded.https {
+            env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+        }
         env.set_item(intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
         env.set_item(intern!(py, "RAW_URI"), head.target.as_str())?;
         env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
         env.set_item(intern!(py, "QUERY_STRING"), head.query())?;
         let path = percent_decode_latin1(head.path());
-        let path_info = match path.strip_prefix(self.script_name.as_str()) {
-            Some(rest)
-                if !self.script_name.is_empty() && (rest.is_empty() || rest.starts_with('/')) =>
-            {
+        let script_name = match &forwarded.script_name {
+            Some(s) => {
+                env.set_item(intern!(py, "SCRIPT_NAME"), s.as_str())?;
+                s.as_str()
+            }
+            None => self.script_name.as_str(),
+        };
+        let path_info = match path.strip_prefix(script_name) {
+            Some(rest) if !script_name.is_empty() && (rest.is_empty() || rest.starts_with('/')) => {
                 rest
             }
             _ => path.as_str(),
@@ -110,7 +126,7 @@ impl EnvironBuilder {
         if !conn.remote_port.is_empty() {
             env.set_item(intern!(py, "REMOTE_PORT"), conn.remote_port.as_str())?;
         }
-        let host = self.add_headers(py, &env, head)?;
+        let host = self.add_headers(py, &env, head, forwarded.trusted)?;
         let (server_name, server_port) = server_address(conn, host.as_deref());
         env.set_item(intern!(py, "SERVER_NAME"), server_name)?;
         env.set_item(intern!(py, "SERVER_PORT"), server_port)?;
@@ -137,10 +153,17 @@ impl EnvironBuilder {
         py: Python<'_>,
         env: &Bound<'_, PyDict>,
         head: &RequestHead,
+        trusted: bool,
     ) -> PyResult<Option<String>> {
         let mut host = None;
         for (name, value) in &head.headers {
-            if self.header_map.verdict(name) != HeaderVerdict::Pass {
+            if self.header_map.verdict(name) != HeaderVerdict::Pass
+                && !(trusted
+                    && self
+                        .forwarder_headers
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(name)))
+            {
                 continue;
             }
             let value = latin1_str(value);

@@ -42,6 +42,9 @@ pub(crate) enum IoFailure {
     /// The request body was malformed.
     #[error("malformed request body: {0}")]
     BadBody(crate::http::ParseError),
+    /// The request body grew past `limit_request_body`.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
     /// Any other socket error.
     #[error("socket error: {0}")]
     Other(io::Error),
@@ -81,7 +84,9 @@ impl From<IoFailure> for pyo3::PyErr {
             IoFailure::Disconnected | IoFailure::TimedOut => {
                 ClientDisconnected::new_err(format!("{e} while sending the request body"))
             }
-            IoFailure::BadBody(_) => InvalidRequestBody::new_err(e.to_string()),
+            IoFailure::BadBody(_) | IoFailure::TooLarge(_) => {
+                InvalidRequestBody::new_err(e.to_string())
+            }
             IoFailure::Other(_) => pyo3::exceptions::PyOSError::new_err(e.to_string()),
         }
     }
@@ -99,8 +104,10 @@ pub(crate) struct Exchange {
     pub wbuf: Vec<u8>,
     /// What the response head depends on.
     pub head_ctx: HeadContext,
-    /// Longest wait for the client while reading or writing.
+    /// Longest wait for the client to read what is written.
     pub io_timeout: Duration,
+    /// Longest stall of the request body (`body_timeout`).
+    pub body_timeout: Duration,
     /// The request is over: Python objects still around act as closed.
     pub finished: bool,
     /// The client went away (or stopped reading) before the response was done.
@@ -119,7 +126,7 @@ impl Exchange {
         if self.finished {
             return Ok(0);
         }
-        let conn = (self.fd, self.head_ctx.version, self.io_timeout);
+        let conn = (self.fd, self.head_ctx.version, self.body_timeout);
         let result = self.body.read(py, conn, out, max);
         if let Err(e) = &result {
             self.response.close_after();

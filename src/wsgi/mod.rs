@@ -8,6 +8,7 @@
 
 mod environ;
 mod exchange;
+mod forwarded;
 mod input;
 mod request_body;
 mod respond;
@@ -16,6 +17,7 @@ mod socket;
 mod start_response;
 
 pub use environ::ConnInfo;
+pub use forwarded::is_forwarder_header;
 
 use std::cell::RefCell;
 use std::os::fd::RawFd;
@@ -124,6 +126,8 @@ pub struct Wsgi<'a> {
     app: Py<PyAny>,
     /// Request hooks from the config file, with this worker's view for them.
     hooks: Option<(&'a Hooks, WorkerView)>,
+    /// The settings the front-end trust rules read.
+    config: Config,
     environ: EnvironBuilder,
     server: Rc<[u8]>,
     io_timeout: Duration,
@@ -150,11 +154,13 @@ impl<'a> Wsgi<'a> {
         Ok(Wsgi {
             app,
             hooks: hooks.has_request_hooks().then_some((hooks, worker)),
+            config: config.clone(),
             environ: EnvironBuilder::new(
                 py,
                 config.workers > 1,
                 &config.script_name,
                 config.header_map,
+                config.forwarder_headers.clone(),
             )?,
             server: Rc::from(config.server_header.as_bytes()),
             // A client that neither sends nor reads for `timeout` seconds is gone.
@@ -184,6 +190,7 @@ impl<'a> Wsgi<'a> {
                 io.rpos,
                 Decoder::new(head.body),
                 head.expect_continue,
+                self.config.limit_request_body,
             ),
             response: Response::new(head.keep_alive && keep_alive_allowed),
             wbuf: io.wbuf,
@@ -194,6 +201,7 @@ impl<'a> Wsgi<'a> {
                 server: self.server.clone(),
             },
             io_timeout: self.io_timeout,
+            body_timeout: self.config.body_timeout(),
             finished: false,
             client_gone: false,
         }));
@@ -215,6 +223,7 @@ impl<'a> Wsgi<'a> {
             hooks.pre_request(py, worker, &req);
             Some(req.unbind())
         });
+        let forwarded = forwarded::forwarded(&self.config, conn, head);
         let mut parked = Parked {
             ex,
             result: None,
@@ -222,7 +231,19 @@ impl<'a> Wsgi<'a> {
             req,
             target: head.target.clone(),
         };
-        let outcome = self.call_app(py, head, conn, &mut parked);
+        let forwarded = match forwarded {
+            Ok(f) => f,
+            Err(why) => {
+                crate::log::debug!("bad request {}: {why}", head.target);
+                {
+                    let e = &mut *parked.ex.borrow_mut();
+                    e.response
+                        .error_page(&mut e.wbuf, &e.head_ctx, 400, "Bad Request");
+                }
+                return self.finish_or_park(py, parked, Iterated::Complete);
+            }
+        };
+        let outcome = self.call_app(py, head, conn, &forwarded, &mut parked);
         self.finish_or_park(py, parked, outcome)
     }
 
@@ -303,10 +324,11 @@ impl<'a> Wsgi<'a> {
         py: Python<'_>,
         head: &RequestHead,
         conn: &ConnInfo,
+        forwarded: &forwarded::Forwarded,
         parked: &mut Parked,
     ) -> Iterated {
         let ex = &parked.ex;
-        let environ = match self.environ.build(py, head, conn, ex) {
+        let environ = match self.environ.build(py, head, conn, forwarded, ex) {
             Ok(env) => env,
             Err(e) => return Iterated::AppError(e),
         };
@@ -339,6 +361,10 @@ impl<'a> Wsgi<'a> {
             Some(BodyFailure::TimedOut) => {
                 crate::log::info(&format!("Client timed out sending the body of {target}"));
                 Some((408, "Request Timeout"))
+            }
+            Some(BodyFailure::TooLarge) => {
+                crate::log::info(&format!("Request body of {target} over limit_request_body"));
+                Some((413, "Content Too Large"))
             }
             Some(BodyFailure::Disconnected) => {
                 crate::log::info(&format!("Client disconnected sending the body of {target}"));

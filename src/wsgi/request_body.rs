@@ -28,6 +28,8 @@ pub(crate) enum BodyFailure {
     Disconnected,
     /// The client stopped sending mid-body: 408.
     TimedOut,
+    /// The body grew past `limit_request_body`: 413.
+    TooLarge,
 }
 
 /// The body side of one request. See the module doc.
@@ -46,11 +48,21 @@ pub(crate) struct RequestBody {
     continue_pending: bool,
     /// Reading failed, and why; later reads fail the same way.
     pub failure: Option<BodyFailure>,
+    /// Body bytes decoded so far, against `limit`.
+    decoded: u64,
+    /// `limit_request_body` (0: none); a Content-Length over it never gets here.
+    limit: u64,
 }
 
 impl RequestBody {
     /// The body framed by `decoder`, starting at `rbuf[rpos..]`.
-    pub fn new(rbuf: Vec<u8>, rpos: usize, decoder: Decoder, expect_continue: bool) -> RequestBody {
+    pub fn new(
+        rbuf: Vec<u8>,
+        rpos: usize,
+        decoder: Decoder,
+        expect_continue: bool,
+        limit: u64,
+    ) -> RequestBody {
         RequestBody {
             rbuf,
             rpos,
@@ -59,6 +71,8 @@ impl RequestBody {
             spill_pos: 0,
             continue_pending: expect_continue,
             failure: None,
+            decoded: 0,
+            limit,
         }
     }
 
@@ -131,6 +145,11 @@ impl RequestBody {
                     return Err(IoFailure::BadBody(e));
                 }
             };
+            self.decoded += decoded.data.len() as u64;
+            if self.limit > 0 && self.decoded > self.limit {
+                self.failure = Some(BodyFailure::TooLarge);
+                return Err(IoFailure::TooLarge(self.limit));
+            }
             let take = decoded.data.len().min(max);
             out.extend_from_slice(&decoded.data[..take]);
             // Decoded payload the caller did not ask for waits in `spill`.

@@ -31,6 +31,7 @@ mod config_file;
 mod hooks;
 mod logging;
 mod naming;
+mod proxy;
 mod security;
 mod server;
 mod socket;
@@ -76,20 +77,24 @@ pub static ALL: &[&Setting] = &[
     &server::UMASK,
     &server::INITGROUPS,
     &server::TMP_UPLOAD_DIR,
-    &server::SECURE_SCHEME_HEADERS,
-    &server::FORWARDED_ALLOW_IPS,
+    &proxy::SECURE_SCHEME_HEADERS,
+    &proxy::FORWARDED_ALLOW_IPS,
     &server::PASTE,
     &server::RAW_PASTE_GLOBAL_CONF,
-    &server::PROXY_PROTOCOL,
-    &server::PROXY_ALLOW_IPS,
-    &server::STRIP_HEADER_SPACES,
-    &server::PERMIT_UNCONVENTIONAL_HTTP_METHOD,
-    &server::PERMIT_UNCONVENTIONAL_HTTP_VERSION,
-    &server::CASEFOLD_HTTP_METHOD,
-    &server::FORWARDER_HEADERS,
+    &proxy::PROXY_PROTOCOL,
+    &proxy::PROXY_ALLOW_IPS,
+    &proxy::STRIP_HEADER_SPACES,
+    &proxy::PERMIT_OBSOLETE_FOLDING,
+    &proxy::PERMIT_UNCONVENTIONAL_HTTP_METHOD,
+    &proxy::PERMIT_UNCONVENTIONAL_HTTP_VERSION,
+    &proxy::CASEFOLD_HTTP_METHOD,
+    &proxy::FORWARDER_HEADERS,
     &security::LIMIT_REQUEST_LINE,
     &security::LIMIT_REQUEST_FIELDS,
     &security::LIMIT_REQUEST_FIELD_SIZE,
+    &security::LIMIT_REQUEST_BODY,
+    &security::HEADER_TIMEOUT,
+    &security::BODY_TIMEOUT,
     &logging::ACCESSLOG,
     &logging::ACCESS_LOG_FORMAT,
     &logging::ERRORLOG,

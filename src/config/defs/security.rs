@@ -62,6 +62,71 @@ pub static LIMIT_REQUEST_FIELD_SIZE: Setting = Setting {
     },
 };
 
+/// `limit_request_body`: largest request body accepted (rgunicorn).
+pub static LIMIT_REQUEST_BODY: Setting = Setting {
+    key: "limit_request_body",
+    flags: &["--limit-request-body"],
+    arity: Arity::Value { metavar: "BYTES" },
+    kind: Kind::Int,
+    section: Section::Security,
+    default: "0",
+    summary: "The maximum size of a request body in bytes (0: no limit)",
+    doc: "A Content-Length above it is answered 413 before the app runs, and before \
+          the client sends the body when it asked with Expect: 100-continue; a \
+          chunked body that grows past it is refused with 413 when the app reads it. \
+          An rgunicorn setting; Gunicorn has none.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.limit_request_body = parse_uint(v)?;
+        Ok(())
+    },
+};
+
+/// `header_timeout`: time allowed for a whole request head (rgunicorn).
+pub static HEADER_TIMEOUT: Setting = Setting {
+    key: "header_timeout",
+    flags: &["--header-timeout"],
+    arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
+    section: Section::Security,
+    default: "30",
+    summary: "Seconds a client has to send a whole request head",
+    doc: "Counted from the request's first byte (nginx's client_header_timeout); a \
+          head still incomplete then is closed without an answer. 0 means the \
+          worker timeout. A new connection that sends nothing is closed after \
+          keepalive seconds. An rgunicorn setting.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.header_timeout = parse_uint(v)?;
+        Ok(())
+    },
+};
+
+/// `body_timeout`: longest pause while a request body arrives (rgunicorn).
+pub static BODY_TIMEOUT: Setting = Setting {
+    key: "body_timeout",
+    flags: &["--body-timeout"],
+    arity: Arity::Value { metavar: "INT" },
+    kind: Kind::Int,
+    section: Section::Security,
+    default: "30",
+    summary: "Seconds a request body may stall between two reads",
+    doc: "nginx's client_body_timeout: a client that sends nothing of its body for \
+          this long is answered 408 (the app's read raises ClientDisconnected). 0 \
+          means the worker timeout. An rgunicorn setting.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.body_timeout = parse_uint(v)?;
+        Ok(())
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,17 +158,6 @@ not_yet!(
     Process::Worker
 );
 not_yet!(
-    SECURE_SCHEME_HEADERS,
-    "secure_scheme_headers",
-    [],
-    Arity::Value { metavar: "DICT" },
-    Kind::Dict,
-    Section::Server,
-    "{}",
-    "Headers that indicate HTTPS requests from a front-end proxy",
-    Process::Worker
-);
-not_yet!(
     PASTE,
     "paste",
     ["--paste", "--paster"],
@@ -190,101 +179,6 @@ not_yet!(
     "Set a PasteDeploy global config variable in key=value form",
     Process::Master
 );
-not_yet!(
-    PROXY_PROTOCOL,
-    "proxy_protocol",
-    ["--proxy-protocol"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Server,
-    "False",
-    "Enable detect PROXY protocol (PROXY mode)",
-    Process::Worker
-);
-not_yet!(
-    PROXY_ALLOW_IPS,
-    "proxy_allow_ips",
-    ["--proxy-allow-from"],
-    Arity::Value { metavar: "STRING" },
-    Kind::Str,
-    Section::Server,
-    "127.0.0.1,::1",
-    "Front-end's IPs from which allowed accept proxy requests",
-    Process::Worker
-);
-not_yet!(
-    STRIP_HEADER_SPACES,
-    "strip_header_spaces",
-    ["--strip-header-spaces"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Server,
-    "False",
-    "Strip spaces present between the header name and the ':'",
-    Process::Worker
-);
-not_yet!(
-    PERMIT_UNCONVENTIONAL_HTTP_METHOD,
-    "permit_unconventional_http_method",
-    ["--permit-unconventional-http-method"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Server,
-    "False",
-    "Permit HTTP methods not matching conventions",
-    Process::Worker
-);
-not_yet!(
-    PERMIT_UNCONVENTIONAL_HTTP_VERSION,
-    "permit_unconventional_http_version",
-    ["--permit-unconventional-http-version"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Server,
-    "False",
-    "Permit HTTP version not matching conventions of 1.0 and 1.1",
-    Process::Worker
-);
-not_yet!(
-    CASEFOLD_HTTP_METHOD,
-    "casefold_http_method",
-    ["--casefold-http-method"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Server,
-    "False",
-    "Transform received HTTP methods to uppercase",
-    Process::Worker
-);
-not_yet!(
-    FORWARDER_HEADERS,
-    "forwarder_headers",
-    ["--forwarder-headers"],
-    Arity::Value { metavar: "STRING" },
-    Kind::Str,
-    Section::Server,
-    "SCRIPT_NAME,PATH_INFO",
-    "Upper-case header names the front-end proxy sets for the environ",
-    Process::Worker
-);
-
-/// `forwarded_allow_ips`: trusted front ends.
-pub static FORWARDED_ALLOW_IPS: Setting = Setting {
-    key: "forwarded_allow_ips",
-    flags: &["--forwarded-allow-ips"],
-    arity: Arity::Value { metavar: "STRING" },
-    kind: Kind::Str,
-    section: Section::Server,
-    default: "127.0.0.1,::1",
-    summary: "Front-end's IPs from which allowed to handle set secure headers",
-    doc: "Comma-separated addresses, or *. Only the default is accepted until \
-          secure_scheme_headers is supported. FORWARDED_ALLOW_IPS is used when the \
-          setting is not given.",
-    env_fallback: Some("FORWARDED_ALLOW_IPS"),
-    process: Process::Worker,
-    support: Support::NotYet,
-    apply: |_, _| Ok(()),
-};
 
 /// `worker_tmp_dir`: not needed; heartbeats live in shared memory.
 pub static WORKER_TMP_DIR: Setting = Setting {
