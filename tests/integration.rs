@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod edge;
 mod errors;
 mod frameworks;
 mod keepalive;
