@@ -26,6 +26,7 @@
 //!                USR2 re-exec, READY/WATCHDOG/STATUS, halting on 3 and 4
 //! worker/        one worker: boot, epoll event loop driving each connection's
 //!                phase, max_requests, --reload, SIGABRT stack dumps
+//! proxy.rs       PROXY protocol v1/v2 headers (HAProxy's spec)
 //! http/          bytes ↔ request heads, bodies, response heads (no pyo3)
 //! wsgi/          PEP 3333: environ, input, start_response, the response state
 //!                machine, resumable responses
