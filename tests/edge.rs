@@ -236,3 +236,78 @@ server_test!(
         assert_eq!(env["QUERY_STRING"], "x=%C3%A9");
     }
 );
+
+/// A PROXY v2 header, byte-exact from HAProxy's proxy-protocol.txt §2.2:
+/// signature, version 2 + PROXY, TCP over IPv4, 12 address bytes.
+fn proxy_v2_ipv4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\x00\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0x00, 0x0c]);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&dst);
+    h.extend_from_slice(&sport.to_be_bytes());
+    h.extend_from_slice(&dport.to_be_bytes());
+    h
+}
+
+#[test]
+fn proxy_protocol_headers_name_the_client() {
+    let dir = TempDir::new("proxy-protocol");
+    let log = dir.path().join("access.log");
+    let srv = Server::builder("echo_environ:app")
+        .args([
+            "--proxy-protocol",
+            "--access-logfile",
+            log.to_str().unwrap(),
+        ])
+        .in_dir(dir)
+        .start();
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // v1, then the request on the same connection.
+    let mut c = srv.connect();
+    let mut v1 = b"PROXY TCP4 192.0.2.10 192.0.2.1 56324 443\r\n".to_vec();
+    v1.extend_from_slice(get);
+    c.send(&v1);
+    let env = c.read_response().json();
+    assert_eq!(env["REMOTE_ADDR"], "192.0.2.10", "{env}");
+    assert_eq!(env["REMOTE_PORT"], "56324", "{env}");
+    // v2, split across writes.
+    let mut c = srv.connect();
+    let v2 = proxy_v2_ipv4([198, 51, 100, 7], [203, 0, 113, 1], 40000, 80);
+    c.send(&v2[..7]);
+    c.send(&v2[7..]);
+    c.send(get);
+    let env = c.read_response().json();
+    assert_eq!(env["REMOTE_ADDR"], "198.51.100.7", "{env}");
+    assert_eq!(env["REMOTE_PORT"], "40000", "{env}");
+    // v1 over IPv6.
+    let mut c = srv.connect();
+    let mut v6 = b"PROXY TCP6 2001:db8::1 2001:db8::2 1234 443\r\n".to_vec();
+    v6.extend_from_slice(get);
+    c.send(&v6);
+    assert_eq!(c.read_response().json()["REMOTE_ADDR"], "2001:db8::1");
+    // No header at all, with proxy_protocol on: refused.
+    let r = srv.request(get);
+    assert_eq!(r.status, 400, "{}", r.dump());
+    // The access log names the client, not the proxy.
+    let text = crate::support::wait_file(&log, Duration::from_secs(5));
+    assert!(text.starts_with("192.0.2.10 "), "{text}");
+    assert!(text.contains("\n198.51.100.7 "), "{text}");
+}
+
+server_test!(
+    proxy_headers_from_a_peer_outside_proxy_allow_ips_get_403,
+    "echo_environ:app",
+    [
+        "--proxy-protocol",
+        "v1",
+        "--proxy-allow-from",
+        "192.0.2.0/24"
+    ],
+    |srv| {
+        let mut c = srv.connect();
+        c.send(b"PROXY TCP4 192.0.2.10 192.0.2.1 56324 443\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = c.read_response();
+        assert_eq!(r.status, 403, "{}", r.dump());
+        c.expect_closed(Duration::from_secs(5));
+    }
+);

@@ -190,6 +190,9 @@ pub(super) struct Conn {
     pub(super) wbuf: Vec<u8>,
     pub(super) wpos: usize,
     pub(super) phase: Phase,
+    /// `proxy_protocol`: the PROXY header this connection must start with,
+    /// until it has arrived.
+    pub(super) awaiting_proxy: Option<crate::proxy::Accept>,
 }
 
 impl Conn {
@@ -203,6 +206,7 @@ impl Conn {
             wbuf: Vec::new(),
             wpos: 0,
             phase: Phase::Idle { since: now },
+            awaiting_proxy: None,
         }
     }
 

@@ -351,7 +351,17 @@ impl<'a> Server<'a> {
             self.free.push(slot);
             return;
         }
-        self.conns[slot] = Some(Conn::new(fd, info, Instant::now()));
+        let mut conn = Conn::new(fd, info, Instant::now());
+        if let Some(accept) = self.config.proxy_protocol {
+            if !self.config.proxy_allow.allows(conn.info.peer_ip) {
+                // Only proxy_allow_ips may speak for a client (Gunicorn's 403).
+                crate::log::debug!("PROXY header refused from {}", conn.info.remote_addr);
+                self.conns[slot] = Some(conn);
+                return self.refuse(slot, 403, "Forbidden");
+            }
+            conn.awaiting_proxy = Some(accept);
+        }
+        self.conns[slot] = Some(conn);
     }
 
     /// The connection in `slot`, if it is still open.
@@ -533,6 +543,25 @@ impl<'a> Server<'a> {
         let Some(conn) = self.conn_mut(slot) else {
             return Step::NeedMore;
         };
+        if let Some(accept) = conn.awaiting_proxy {
+            match crate::proxy::parse(&conn.rbuf[conn.rpos..], accept) {
+                Ok(None) => return Step::NeedMore,
+                Ok(Some((header, used))) => {
+                    conn.rpos += used;
+                    conn.awaiting_proxy = None;
+                    if let Some((client, _)) = header.addresses {
+                        // The client the proxy speaks for, in the environ and
+                        // the access log; trust still follows the real peer.
+                        conn.info.remote_addr = client.ip().to_string();
+                        conn.info.remote_port = client.port().to_string();
+                    }
+                }
+                Err(e) => {
+                    crate::log::debug!("bad PROXY header from {}: {e}", conn.info.remote_addr);
+                    return Step::Error(e.status(), "Bad Request");
+                }
+            }
+        }
         let waiting = match &mut conn.phase {
             Phase::Reading { head, .. } => head.take(),
             _ => None,
