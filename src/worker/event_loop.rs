@@ -308,12 +308,22 @@ impl<'a> Server<'a> {
             if self.stopping {
                 return;
             }
-            // worker_connections: leave the rest in the kernel's backlog until a
-            // connection closes (`close` accepts again).
-            if self.conns.len() - self.free.len() >= self.config.worker_connections {
-                self.at_capacity = true;
-                return;
-            }
+            // worker_connections: when full, the connection slowest to send a
+            // head makes room for a new one; if every connection is busy, the
+            // rest wait in the kernel's backlog until one closes (`close`
+            // accepts again).
+            let full = self.conns.len() - self.free.len() >= self.config.worker_connections;
+            let victim = if full {
+                match shed_candidate(self.conns.iter().map(|c| c.as_ref().map(|c| &c.phase))) {
+                    Some(v) => Some(v),
+                    None => {
+                        self.at_capacity = true;
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return;
             };
@@ -327,6 +337,11 @@ impl<'a> Server<'a> {
                     return;
                 }
             };
+            if let Some(victim) = victim {
+                // Only now that a client is really waiting.
+                crate::log::debug!("worker_connections full: shedding the slowest head");
+                self.forget(victim);
+            }
             let info = conn_info(&kind, &accepted);
             if matches!(kind, Endpoint::Tcp(_)) {
                 crate::sockio::set_nodelay(accepted.fd.as_raw_fd());
@@ -384,13 +399,7 @@ impl<'a> Server<'a> {
     /// with nothing left to read: the client's EOF was seen, the socket failed, or
     /// a linger ended.
     fn close(&mut self, slot: usize) {
-        if let Some(c) = self.conns.get_mut(slot).and_then(Option::take) {
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&c.fd.as_raw_fd()));
-            self.free.push(slot);
-        }
+        self.forget(slot);
         // Edge-triggered listeners signal no new edge for connections already
         // queued: accept them ourselves now that there is room.
         if self.at_capacity && !self.stopping {
@@ -398,6 +407,17 @@ impl<'a> Server<'a> {
             for index in 0..self.listeners.len() {
                 self.accept(index);
             }
+        }
+    }
+
+    /// Drop a connection and its slot, closing the socket.
+    fn forget(&mut self, slot: usize) {
+        if let Some(c) = self.conns.get_mut(slot).and_then(Option::take) {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&c.fd.as_raw_fd()));
+            self.free.push(slot);
         }
     }
 
@@ -605,6 +625,21 @@ impl<'a> Server<'a> {
     }
 }
 
+/// The connection to shed for a new one when `worker_connections` is full:
+/// of those without a complete request head (idle, or part of a head in),
+/// the one that has waited longest. Never one the app is serving or whose
+/// response is being written.
+fn shed_candidate<'c>(phases: impl Iterator<Item = Option<&'c Phase>>) -> Option<usize> {
+    phases
+        .enumerate()
+        .filter_map(|(slot, phase)| match phase? {
+            Phase::Idle { since } | Phase::Reading { since, head: None } => Some((*since, slot)),
+            _ => None,
+        })
+        .min()
+        .map(|(_, slot)| slot)
+}
+
 /// `header_map = refuse` and a header name with `_` that is not a forwarder
 /// header from a trusted peer: the whole request is refused.
 fn refused_header(config: &Config, info: &ConnInfo, head: &RequestHead) -> bool {
@@ -676,5 +711,34 @@ mod tests {
             .map(|pid| request_limit(1000, 100, pid << 32).unwrap())
             .collect();
         assert!(limits.len() > 20, "{limits:?}");
+    }
+
+    #[test]
+    fn the_longest_waiting_head_is_shed_first() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let phases = [
+            Some(Phase::Reading {
+                since: at(5),
+                head: None,
+            }),
+            None,
+            Some(Phase::Writing {
+                since: at(0),
+                then: super::super::conn::AfterWrite::NextRequest,
+            }),
+            Some(Phase::Reading {
+                since: at(2),
+                head: None,
+            }),
+            Some(Phase::Idle { since: at(3) }),
+            Some(Phase::Lingering { since: at(0) }),
+        ];
+        assert_eq!(shed_candidate(phases.iter().map(Option::as_ref)), Some(3));
+        let busy = [Some(Phase::Writing {
+            since: at(0),
+            then: super::super::conn::AfterWrite::Close,
+        })];
+        assert_eq!(shed_candidate(busy.iter().map(Option::as_ref)), None);
     }
 }

@@ -108,22 +108,26 @@ impl Conn {
     /// Connects to a TCP address (loopback only).
     #[track_caller]
     pub fn tcp(addr: SocketAddr) -> Conn {
-        assert!(addr.ip().is_loopback(), "tests only talk to loopback");
-        let s = match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
-            Ok(s) => s,
+        match Conn::try_tcp(addr) {
+            Ok(c) => c,
             Err(e) => panic!("connect {addr}: {e}"),
-        };
-        s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-        s.set_write_timeout(Some(IO_TIMEOUT))
-            .expect("write timeout");
-        s.set_nodelay(true).expect("nodelay");
+        }
+    }
+
+    /// [`Conn::tcp`], returning the error instead of panicking.
+    pub fn try_tcp(addr: SocketAddr) -> io::Result<Conn> {
+        assert!(addr.ip().is_loopback(), "tests only talk to loopback");
+        let s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+        s.set_read_timeout(Some(IO_TIMEOUT))?;
+        s.set_write_timeout(Some(IO_TIMEOUT))?;
+        s.set_nodelay(true)?;
         let local_port = s.local_addr().ok().map(|a| a.port());
-        Conn {
+        Ok(Conn {
             stream: Box::new(s),
             buf: Vec::new(),
             eof: false,
             local_port,
-        }
+        })
     }
 
     /// Connects to a unix stream socket.
