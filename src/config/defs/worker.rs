@@ -150,8 +150,9 @@ pub static WORKER_CONNECTIONS: Setting = Setting {
     section: Section::Worker,
     default: "1000",
     summary: "The maximum number of simultaneous clients",
-    doc: "Per worker. Beyond it the worker stops accepting until a connection \
-          closes; the kernel backlog holds the rest.",
+    doc: "Per worker. When they are all taken, a new client takes the place of the \
+          connection that has waited longest without sending a whole request head; \
+          when every connection is busy, new clients wait in the kernel backlog.",
     env_fallback: None,
     process: Process::Worker,
     support: Support::Full,
