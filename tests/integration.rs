@@ -23,4 +23,5 @@ mod wsgi;
 mod activation;
 mod config;
 mod lifecycle;
+mod pid1;
 mod systemd;

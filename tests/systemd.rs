@@ -41,6 +41,7 @@ fn units_render_to_goldens() {
         names,
         [
             "rgunicorn.service",
+            "rgunicorn.target",
             "rgunicorn@.service",
             "rgunicorn@.socket"
         ]

@@ -2,7 +2,8 @@
 # tests/systemd/run.sh: rgunicorn under a real systemd, end to end.
 #
 # Boots systemd (PID 1) in a throw-away systemd-nspawn container whose root is a
-# volatile overlay of the host's own root file system, installs the rendered
+# volatile overlay of the host's own root file system (container.sh; package.sh
+# runs the installed .deb through the same container), installs the rendered
 # units from units/, the binary and a hello app, and runs these checks:
 #
 #   activate  rgunicorn@demo.socket + a request starts rgunicorn@demo.service
@@ -44,54 +45,20 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 ALL_CHECKS="activate status journal reload restart watchdog fdstore verify manpages security"
 CHECKS=${*:-${RGUNICORN_SYSTEMD_CHECKS:-$ALL_CHECKS}}
-MACHINE=rgunicorn-test-$$
-MAX_LIFETIME=${MAX_LIFETIME:-900}
 BINDIR=/usr/local/bin
-PAYLOAD=/var/lib/rgunicorn-test # inside the container (its /tmp is private)
 SOCK=/run/rgunicorn/demo.sock
-export LC_ALL=C SYSTEMD_PAGER= SYSTEMD_COLORS=0 DEBIAN_FRONTEND=noninteractive
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
-PASSED=0 FAILED=0 FATAL=0
-RESULTS=()
-pass() { PASSED=$((PASSED + 1)); RESULTS+=("PASS $CHECK: $*"); log "PASS $CHECK: $*"; }
-fail() { FAILED=$((FAILED + 1)); RESULTS+=("FAIL $CHECK: $*"); log "FAIL $CHECK: $*"; }
-die() { FATAL=1; log "FATAL: $*"; exit 2; }
-
-for c in $CHECKS; do
-    case " $ALL_CHECKS " in *" $c "*) ;; *) die "unknown check '$c' (known: $ALL_CHECKS)" ;; esac
-done
-[ "$(id -u)" = 0 ] || die "must run as root (systemd-nspawn)"
+# shellcheck source=tests/systemd/container.sh
+. "$HERE/container.sh"
+validate_checks
 
 # --------------------------------------------------------------------------
 # Packages and the binary
 # --------------------------------------------------------------------------
-need=()
-command -v systemd-nspawn >/dev/null || need+=(systemd-container)
-command -v curl >/dev/null || need+=(curl)
-[ -n "${RGUNICORN_BIN:-}" ] || [ -e /usr/include/python3.11/Python.h ] || need+=(python3-dev)
-if [ ${#need[@]} -gt 0 ]; then
-    [ "${SKIP_APT:-0}" = 1 ] && die "missing ${need[*]} and SKIP_APT=1"
-    pkgs=()
-    sdver=$(dpkg-query -W -f='${Version}' systemd 2>/dev/null || true)
-    timeout 300 apt-get -o DPkg::Lock::Timeout=120 update -q >/dev/null 2>&1 ||
-        log "warning: apt-get update failed"
-    for p in "${need[@]}"; do
-        # systemd-container at exactly the installed systemd version, so apt does
-        # not upgrade systemd itself when a newer point release exists.
-        if [ "$p" = systemd-container ] && [ -n "$sdver" ] &&
-            apt-cache madison systemd-container | awk -F'|' '{gsub(/ /,"",$2); print $2}' | grep -qx "$sdver"; then
-            p="systemd-container=$sdver"
-        fi
-        pkgs+=("$p")
-    done
-    log "apt-get install ${pkgs[*]}"
-    timeout 600 apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends "${pkgs[@]}" \
-        </dev/null >/dev/null 2>&1 || die "apt-get install ${pkgs[*]} failed"
+if [ -n "${RGUNICORN_BIN:-}" ] || [ -e /usr/include/python3.11/Python.h ]; then
+    host_packages
+else
+    host_packages python3-dev
 fi
-for b in systemd-nspawn nsenter unshare setsid timeout mountpoint curl; do
-    command -v "$b" >/dev/null || die "missing $b"
-done
 
 if [ -n "${RGUNICORN_BIN:-}" ]; then
     BIN=$RGUNICORN_BIN
@@ -111,130 +78,18 @@ case "$libpython" in
 esac
 
 # --------------------------------------------------------------------------
-# Work dir, rendered units, container launcher, cleanup
-# --------------------------------------------------------------------------
-WORK=$(mktemp -d /var/tmp/rgunicorn-systemd.XXXXXX) || die "mktemp"
-mkdir -p "$WORK/root" "$WORK/units"
-"$HERE/render-units.sh" "$BINDIR" "$WORK/units" || die "cannot render units/"
-
-# Boot only the systemd core: units the host enabled (ssh, cron, ...) are masked.
-INIT_ARGS=()
-for u in $(find /etc/systemd/system -mindepth 2 -maxdepth 2 -path '*.wants/*' -printf '%f\n' | sort -u); do
-    INIT_ARGS+=("systemd.mask=$u")
-done
-NSPAWN_ARGS=(--directory="$WORK/root" --volatile=overlay --boot --register=no --keep-unit
-    --link-journal=no --machine="$MACHINE" --console=passive --private-network)
-
-# Runs inside `unshare -m --propagation private`: its mounts vanish with it.
-cat >"$WORK/launch.sh" <<EOF
-#!/bin/sh
-set -e
-echo \$\$ > "$WORK/nspawn.pid"
-# Non-recursive bind of / (nspawn refuses -D / with --volatile=overlay).
-mount --bind / "$WORK/root"
-# nspawn keeps state in /run/systemd; give it a private tmpfs there.
-mkdir -p /run/systemd
-mount -t tmpfs -o mode=0755 nspawn-run /run/systemd
-# No host systemd makes a scope for us: nest the container's cgroups below ours.
-while IFS=: read -r _id ctrl path; do
-    case "\$ctrl" in
-        "")           mnt=/sys/fs/cgroup/unified; [ -e "\$mnt/cgroup.procs" ] || mnt=/sys/fs/cgroup ;;
-        name=systemd) mnt=/sys/fs/cgroup/systemd ;;
-        name=*|cpuset|net_cls*|net_prio|perf_event|hugetlb|rdma|misc|freezer) continue ;;
-        *)            mnt=/sys/fs/cgroup/\$ctrl ;;
-    esac
-    [ -e "\$mnt/cgroup.procs" ] || continue
-    d="\$mnt\${path%/}/nspawn-$MACHINE"
-    if mkdir -p "\$d" 2>/dev/null && echo \$\$ > "\$d/cgroup.procs" 2>/dev/null; then
-        echo "\$d" >> "$WORK/cgroups.list"
-    fi
-done < /proc/self/cgroup
-exec systemd-nspawn $(printf '%q ' "${NSPAWN_ARGS[@]}") $(printf '%q ' "${INIT_ARGS[@]}")
-EOF
-
-NSPAWN_PID="" LEADER="" LAUNCH_PID=""
-RUN_SYSTEMD_CREATED=0
-[ -d /run/systemd ] || RUN_SYSTEMD_CREATED=1
-is_our_nspawn() { [ -n "$NSPAWN_PID" ] && [ "$(cat /proc/"$NSPAWN_PID"/comm 2>/dev/null)" = systemd-nspawn ]; }
-cleanup() {
-    set +e
-    if [ "${KEEP:-0}" = 1 ] && [ -n "$LEADER" ] && [ -d "/proc/$LEADER" ]; then
-        log "KEEP=1: enter with: nsenter -t $LEADER -m -u -i -n -p -C -- bash"
-        log "stop with: kill $NSPAWN_PID; then remove $WORK and the cgroups in $WORK/cgroups.list"
-        return
-    fi
-    if is_our_nspawn; then
-        kill -TERM "$NSPAWN_PID" # nspawn turns this into a clean halt of the container
-        for _ in $(seq 1 300); do is_our_nspawn || break; sleep 0.1; done
-        is_our_nspawn && { log "container did not halt in 30 s, SIGKILL"; kill -KILL "$NSPAWN_PID"; sleep 1; }
-    fi
-    if [ -n "$LAUNCH_PID" ]; then
-        kill -TERM "$LAUNCH_PID" 2>/dev/null
-        wait "$LAUNCH_PID" 2>/dev/null
-    fi
-    [ "$RUN_SYSTEMD_CREATED" = 1 ] && rmdir /run/systemd 2>/dev/null
-    if [ -f "$WORK/cgroups.list" ]; then
-        while read -r d; do
-            case "$d" in */nspawn-"$MACHINE") ;; *) continue ;; esac
-            [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-            [ -d "$d" ] && log "warning: could not remove cgroup $d"
-        done <"$WORK/cgroups.list"
-    fi
-    if mountpoint -q "$WORK/root"; then
-        log "warning: $WORK/root still mounted; leaving $WORK"
-    elif [ "$FAILED" != 0 ] || [ "$FATAL" = 1 ]; then
-        rm -rf "$WORK/root" "$WORK/units"
-        log "container console log kept: $WORK/console.log"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# --------------------------------------------------------------------------
 # Boot
 # --------------------------------------------------------------------------
-log "booting systemd in container $MACHINE"
-setsid -w timeout -k 10 "$MAX_LIFETIME" unshare -m --propagation private /bin/sh "$WORK/launch.sh" \
-    </dev/null >"$WORK/console.log" 2>&1 &
-LAUNCH_PID=$!
-for _ in $(seq 1 300); do
-    [ -s "$WORK/nspawn.pid" ] && NSPAWN_PID=$(cat "$WORK/nspawn.pid")
-    if [ -n "$NSPAWN_PID" ]; then
-        for c in $(cat /proc/"$NSPAWN_PID"/task/*/children 2>/dev/null); do
-            [ "$(cat /proc/"$c"/comm 2>/dev/null)" = systemd ] && LEADER=$c
-        done
-    fi
-    [ -n "$LEADER" ] && break
-    [ -d /proc/$LAUNCH_PID ] || break
-    sleep 0.1
-done
-[ -n "$LEADER" ] || { tail -30 "$WORK/console.log"; die "container PID 1 did not appear"; }
+container_boot
+mkdir -p "$WORK/units"
+"$HERE/render-units.sh" "$BINDIR" "$WORK/units" || die "cannot render units/"
 
-# Run a command in the container (all its namespaces), bounded in time.
-CT() { timeout "${CT_TIMEOUT:-30}" nsenter -t "$LEADER" -m -u -i -n -p -C -- "$@"; }
 # One HTTP request to the demo instance; prints the body.
 GET() { CT curl -sS -m 10 --unix-socket "$SOCK" "$@"; }
-prop() { CT systemctl show -p "$1" --value "$2"; }
-
-for _ in $(seq 1 300); do
-    timeout 5 nsenter -t "$LEADER" -m -- test -S /run/systemd/private && break
-    sleep 0.1
-done
-state=$(CT_TIMEOUT=120 CT systemctl is-system-running --wait 2>&1)
-case "$state" in
-    running) log "container up (PID 1 is host pid $LEADER)" ;;
-    degraded) log "container degraded:"; CT systemctl --failed --no-pager ;;
-    *) tail -30 "$WORK/console.log"; die "container did not boot ($state)" ;;
-esac
 
 # --------------------------------------------------------------------------
 # Install: binary, man pages, units, configs, app
 # --------------------------------------------------------------------------
-put() { # put MODE PATH < content
-    CT sh -c "mkdir -p \"\$(dirname '$2')\" && cat > '$2' && chmod $1 '$2'"
-}
 put 0755 "$BINDIR/rgunicorn" <"$BIN" || die "cannot copy the binary"
 for page in "$ROOT"/man/*.[1-8]; do
     [ -e "$page" ] || continue
@@ -265,42 +120,6 @@ ensure_running() {
     GET -o /dev/null http://x/ && [ "$(prop ActiveState rgunicorn@demo.service)" = active ]
 }
 
-# Wait (bounded) until `prop NAME UNIT` is VALUE.
-wait_prop() { # wait_prop NAME UNIT VALUE SECONDS
-    local i
-    for i in $(seq 1 $(($4 * 10))); do
-        [ "$(prop "$1" "$2")" = "$3" ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# Fire N requests one after another from inside the container, in the
-# background; each prints its body or FAIL. Output goes to $WORK/load.out.
-load_start() { # load_start N curl-args...
-    local n=$1
-    shift
-    CT_TIMEOUT=300 CT sh -c 'n=$1; shift; i=0
-        while [ $i -lt $n ]; do
-            curl -sS -m 10 --fail "$@" 2>/dev/null || echo FAIL
-            i=$((i + 1))
-        done' load "$n" "$@" >"$WORK/load.out" 2>/dev/null &
-    LOAD_PID=$!
-}
-# Wait until the background load has answered at least N requests.
-load_reach() {
-    local i
-    for i in $(seq 1 200); do
-        [ "$(wc -l <"$WORK/load.out")" -ge "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
-load_summary() { # sets LOAD_OK LOAD_FAIL
-    wait "$LOAD_PID"
-    LOAD_OK=$(grep -c '^Hello from rgunicorn' "$WORK/load.out")
-    LOAD_FAIL=$(grep -c '^FAIL' "$WORK/load.out")
-}
 worker_pids() { grep -o 'pid=[0-9]*' | sort -u | tr '\n' ' '; }
 
 # --------------------------------------------------------------------------
@@ -312,6 +131,9 @@ check_activate() {
     sock=$(prop ActiveState rgunicorn@demo.socket)
     before=$(prop ActiveState rgunicorn@demo.service)
     body=$(GET http://x/)
+    # The first worker may answer before the second has booted, that is
+    # before READY=1 turns "activating" into "active".
+    wait_prop ActiveState rgunicorn@demo.service active 10
     after=$(prop ActiveState rgunicorn@demo.service)
     if [ "$sock" = active ] && [ "$before" != active ] && [[ "$body" == "Hello from rgunicorn!"* ]] &&
         [ "$after" = active ]; then
@@ -509,15 +331,17 @@ verify_units() { # verify_units yes|no
     put 0644 "$PAYLOAD/verify/rgunicorn@demo.socket" <"$WORK/units/rgunicorn@.socket"
     put 0644 "$PAYLOAD/verify/rgunicorn@demo.service" <"$WORK/units/rgunicorn@.service"
     put 0644 "$PAYLOAD/verify/rgunicorn.service" <"$WORK/units/rgunicorn.service"
+    put 0644 "$PAYLOAD/verify/rgunicorn.target" <"$WORK/units/rgunicorn.target"
     CT systemd-analyze verify --man="$1" "$PAYLOAD/verify/rgunicorn@demo.socket" \
-        "$PAYLOAD/verify/rgunicorn@demo.service" "$PAYLOAD/verify/rgunicorn.service" 2>&1
+        "$PAYLOAD/verify/rgunicorn@demo.service" "$PAYLOAD/verify/rgunicorn.service" \
+        "$PAYLOAD/verify/rgunicorn.target" 2>&1
 }
 
 check_verify() {
     local out
     out=$(verify_units no)
     if [ -z "$out" ]; then
-        pass "systemd-analyze verify: no complaints about the three units"
+        pass "systemd-analyze verify: no complaints about the four units"
     else
         echo "$out" | sed 's/^/    /'
         fail "systemd-analyze verify printed the lines above"
@@ -548,12 +372,4 @@ check_security() {
     fi
 }
 
-for CHECK in $CHECKS; do
-    log "--- $CHECK"
-    "check_$CHECK"
-done
-
-echo
-for r in "${RESULTS[@]}"; do echo "$r"; done
-echo "systemd: $PASSED passed, $FAILED failed"
-[ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]
+run_checks systemd
