@@ -103,18 +103,25 @@ impl Pid1 {
         let mut cmd = Command::new("unshare");
         // --kill-child: if unshare dies (the test process died), the
         // namespace's init gets SIGKILL, which ends the whole namespace.
-        cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child", "/bin/sh", "-c"])
-            // $$ is 1 inside the namespace, and exec keeps it.
-            .arg(r#"export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" "$@""#)
-            .arg(BIN)
-            .arg("--chdir")
-            .arg(dir.path())
-            .args(["--workers", "1", "--graceful-timeout", "10"])
-            .args(["--access-logfile", "-", "pid1app:app"])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(dir.path().join("stdout")).expect("stdout file"))
-            .stderr(fs::File::create(dir.path().join("stderr")).expect("stderr file"));
+        cmd.args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "/bin/sh",
+            "-c",
+        ])
+        // $$ is 1 inside the namespace, and exec keeps it.
+        .arg(r#"export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" "$@""#)
+        .arg(BIN)
+        .arg("--chdir")
+        .arg(dir.path())
+        .args(["--workers", "1", "--graceful-timeout", "10"])
+        .args(["--access-logfile", "-", "pid1app:app"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(dir.path().join("stdout")).expect("stdout file"))
+        .stderr(fs::File::create(dir.path().join("stderr")).expect("stderr file"));
         for var in SCRUBBED_ENV {
             cmd.env_remove(var);
         }
@@ -181,7 +188,9 @@ impl Pid1 {
     fn get(&self, path: &str) -> (u16, String) {
         let mut conn = Conn::tcp(self.addr);
         conn.set_read_timeout(Duration::from_secs(20));
-        conn.send(format!("GET {path} HTTP/1.1\r\nHost: pid1\r\nConnection: close\r\n\r\n").as_bytes());
+        conn.send(
+            format!("GET {path} HTTP/1.1\r\nHost: pid1\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
         let resp = conn.read_response();
         (resp.status, resp.body_str())
     }
@@ -224,7 +233,11 @@ fn ns_pids(pid: Pid) -> Vec<i32> {
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|v| v.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -278,7 +291,10 @@ fn pid1_reaps_orphaned_grandchildren() {
     // The server is unharmed: the worker that created it still serves.
     let (status, body) = srv.get("/");
     assert_eq!(status, 200, "{body}");
-    assert!(body.ends_with("ppid 1\n"), "worker's parent is PID 1: {body}");
+    assert!(
+        body.ends_with("ppid 1\n"),
+        "worker's parent is PID 1: {body}"
+    );
 }
 
 #[test]

@@ -4,9 +4,16 @@
 //! systemd-nspawn container (socket activation, sd_notify, reload, restart,
 //! watchdog, fd store, journald fields, `systemd-analyze verify`/`security`).
 //!
-//! The container test needs root and installs what it lacks (systemd-container,
-//! curl, python3-dev) through apt; it never skips. `RGUNICORN_SYSTEMD_CHECKS`
-//! selects a subset of checks (see the script's header).
+//! `tests/systemd/package.sh` does the same for the Debian package: it installs
+//! the `.deb` into such a container, runs README's install and deploy blocks
+//! literally, and checks reload, restart, the journal, an upgrade and removal.
+//! It tests `$RGUNICORN_DEB` when set (`.ci/run` builds the packages first),
+//! else builds the packages with `packaging/build.sh`.
+//!
+//! The container tests need root and install what they lack (systemd-container,
+//! curl, python3-dev, python3-venv, python3-flask) through apt; they never
+//! skip. `RGUNICORN_SYSTEMD_CHECKS` and `RGUNICORN_PACKAGE_CHECKS` select
+//! subsets of checks (see the scripts' headers).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,24 +104,55 @@ fn units_follow_the_project_conventions() {
 
 #[test]
 fn container_checks_pass() {
-    let script: &Path = &root().join("tests/systemd/run.sh");
+    run_container_script("tests/systemd/run.sh");
+}
+
+#[test]
+fn package_checks_pass() {
+    run_container_script("tests/systemd/package.sh");
+}
+
+/// Runs one of the container scripts; fails with its FAIL lines.
+fn run_container_script(relative: &str) {
+    let script: &Path = &root().join(relative);
     let out = Command::new("bash")
         .arg(script)
         .env("CARGO", env!("CARGO"))
         .output()
-        .expect("bash runs tests/systemd/run.sh");
+        .unwrap_or_else(|e| panic!("bash runs {relative}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
     eprintln!("{stderr}");
     assert!(
         out.status.success(),
-        "tests/systemd/run.sh failed ({}): {}",
+        "{relative} failed ({}): {}",
         out.status,
         stdout
             .lines()
-            .filter(|l| l.starts_with("FAIL") || l.starts_with("systemd:") || l.contains("FATAL"))
+            .filter(|l| l.starts_with("FAIL") || l.contains(" passed, ") || l.contains("FATAL"))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+#[test]
+fn package_versions_agree_with_cargo() {
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("Cargo.toml has a version");
+    let changelog = std::fs::read_to_string(root().join("packaging/debian/changelog")).unwrap();
+    assert!(
+        changelog.starts_with(&format!("rgunicorn ({version}-")),
+        "packaging/debian/changelog's first entry is not {version}-N"
+    );
+    let spec = std::fs::read_to_string(root().join("packaging/rpm/rgunicorn.spec")).unwrap();
+    assert!(
+        spec.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Version:", version]),
+        "packaging/rpm/rgunicorn.spec is not at Version: {version}"
     );
 }

@@ -467,7 +467,9 @@ impl Arbiter {
         }
     }
 
-    /// Reap exited children. Returns why the master must halt, if it must.
+    /// Reap exited children: workers, the USR2 child, and any other process
+    /// that made us its parent (orphans, when the master is PID 1). Returns
+    /// why the master must halt, if it must.
     fn reap(&mut self) -> Option<Halt> {
         let mut halt = None;
         loop {
@@ -484,7 +486,12 @@ impl Arbiter {
                 self.reexec_child = None;
                 continue;
             }
+            // Not a worker: as PID 1 (a container's init) the master adopts
+            // every orphan in its PID namespace, such as a grandchild the app
+            // double-forked. waitpid(-1) above has reaped it, so no zombie is
+            // left behind; nothing else is owed to it.
             let Some(w) = self.workers.remove(&pid) else {
+                crate::log::debug!("Reaped pid:{pid}, not a worker (an adopted orphan)");
                 continue;
             };
             self.served_by_gone += w.slot.served();
