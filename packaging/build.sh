@@ -118,9 +118,12 @@ rpm -qp --requires "$rpm" 2>/dev/null | grep -v '^rpmlib(' | sed 's/^/  Requires
 # --------------------------------------------------------------------------
 status=0
 log "lintian"
-lintian --fail-on error,warning --info --display-info "$deb" >"$OUT/lintian.txt" 2>&1 || status=1
+# Overridden tags are listed (O:) with the rest; the verdict is ours, since
+# lintian's --fail-on would count them too when they are shown.
+lintian --fail-on none --display-info --show-overrides "$deb" >"$OUT/lintian.txt" 2>&1 || status=1
 sed 's/^/  /' "$OUT/lintian.txt"
-log "lintian: $(grep -c '^E:' "$OUT/lintian.txt") errors, $(grep -c '^W:' "$OUT/lintian.txt") warnings, $(grep -c '^I:' "$OUT/lintian.txt") info"
+grep -q '^[EW]:' "$OUT/lintian.txt" && status=1
+log "lintian: $(grep -c '^E:' "$OUT/lintian.txt") errors, $(grep -c '^W:' "$OUT/lintian.txt") warnings, $(grep -c "^I:" "$OUT/lintian.txt") info, $(grep -c "^O:" "$OUT/lintian.txt") overridden"
 
 log "rpmlint"
 rpmlint -c "$ROOT/packaging/rpm/rpmlint.toml" -r "$ROOT/packaging/rpm/rpmlintrc" "$ROOT/packaging/rpm/rgunicorn.spec" "$rpm" \
