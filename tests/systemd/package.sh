@@ -18,6 +18,10 @@
 #             failed, new MainPID
 #   journal   `journalctl -u rgunicorn@demo` holds the access fields
 #             (REQUEST_METHOD, REQUEST_URI, STATUS, DURATION_US, ...)
+#   nginx     README's "nginx in front" server block, as written, in the
+#             host's nginx (started by hand: the container masks nginx.service
+#             with the host's other enabled units): the app answers through
+#             nginx
 #   upgrade   `dpkg -i` of the package again (an upgrade for the maintainer
 #             scripts) under 200 requests: the running instance is restarted
 #             (new MainPID) through rgunicorn.target, the socket is not
@@ -26,6 +30,7 @@
 #             running, the socket file gone, the admin's demo.conf kept
 #
 # Usage: tests/systemd/package.sh [CHECK...]   (or RGUNICORN_PACKAGE_CHECKS)
+# README blocks are found by the `<!-- package.sh: NAME -->` line above them.
 # Prints PASS/FAIL per check and `package: N passed, M failed`; exits 0 only
 # when every selected check passed, 2 when the harness itself could not run.
 # Checks run in order and build on each other (deploy needs install, ...).
@@ -38,7 +43,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ALL_CHECKS="install deploy reload restart journal upgrade remove"
+ALL_CHECKS="install deploy reload restart journal nginx upgrade remove"
 CHECKS=${*:-${RGUNICORN_PACKAGE_CHECKS:-$ALL_CHECKS}}
 SOCK=/run/rgunicorn/demo.sock
 LOAD_EXPECT="Hello from Flask"
@@ -211,6 +216,32 @@ PY
         OK*) pass "journalctl -u rgunicorn@demo: ${verdict#OK }" ;;
         *) fail "$verdict" ;;
     esac
+}
+
+check_nginx() {
+    local conf
+    conf=$(readme_block nginx)
+    [ -n "$conf" ] || { fail "README.md has no block tagged package.sh: nginx"; return; }
+    command -v nginx >/dev/null || { fail "nginx is not installed (.ci/install-deps installs it)"; return; }
+    printf '%s\n' "$conf" | put 0644 /etc/nginx/sites-available/demo
+    CT ln -sf /etc/nginx/sites-available/demo /etc/nginx/sites-enabled/demo
+    if ! CT nginx -t >"$WORK/nginx.out" 2>&1 || ! CT nginx >>"$WORK/nginx.out" 2>&1; then
+        sed 's/^/    /' "$WORK/nginx.out"
+        fail "nginx refused README's server block"
+        return
+    fi
+    local body keepalive
+    body=$(CT curl -sS -m 10 -H 'Host: demo.example.org' http://127.0.0.1/)
+    # Two requests on one client connection, through nginx's upstream pool.
+    keepalive=$(CT curl -sS -m 10 -H 'Host: demo.example.org' http://127.0.0.1/ http://127.0.0.1/ |
+        grep -c "^$LOAD_EXPECT")
+    CT nginx -s quit
+    if [[ "$body" == "$LOAD_EXPECT"* ]] && [ "$keepalive" = 2 ]; then
+        pass "README's nginx block: nginx -t accepts it; the app answered '$body' through nginx and $SOCK"
+    else
+        sed 's/^/    /' "$WORK/nginx.out"
+        fail "through nginx: '$body', $keepalive/2 on one connection"
+    fi
 }
 
 check_upgrade() {
