@@ -4,7 +4,6 @@
 //! app asks for is held in memory, so a 1 GiB upload read in 64 KiB pieces costs
 //! 64 KiB. `read()` without a size reads the whole body, as the app asked.
 
-use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -14,7 +13,7 @@ use super::exchange::Shared;
 const CHUNK: usize = 64 * 1024;
 
 /// The `wsgi.input` object.
-#[pyclass(unsendable, module = "rgunicorn")]
+#[pyclass(module = "rgunicorn")]
 pub(crate) struct Input {
     /// The exchange this input reads from.
     pub exchange: Shared,
@@ -38,10 +37,7 @@ impl Input {
             out.extend(self.line_buf.drain(..take));
             return Ok(take);
         }
-        let mut ex = self
-            .exchange
-            .try_borrow_mut()
-            .map_err(|_| PyOSError::new_err("wsgi.input is in use by another call"))?;
+        let mut ex = super::exchange::acquire(&self.exchange)?;
         Ok(ex.read_body(py, out, max)?)
     }
 

@@ -19,9 +19,8 @@ mod start_response;
 pub use environ::ConnInfo;
 pub use forwarded::is_forwarder_header;
 
-use std::cell::RefCell;
 use std::os::fd::RawFd;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -105,8 +104,7 @@ impl Parked {
     /// # Errors
     /// The client reset the connection.
     pub fn try_flush(&mut self) -> std::io::Result<bool> {
-        self.ex
-            .borrow_mut()
+        exchange::lock(&self.ex)
             .try_flush()
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
@@ -129,11 +127,11 @@ pub struct Wsgi<'a> {
     /// The settings the front-end trust rules read.
     config: Config,
     environ: EnvironBuilder,
-    server: Rc<[u8]>,
+    server: Arc<[u8]>,
     io_timeout: Duration,
     /// Use sendfile(2) for file_wrapper responses.
     sendfile: bool,
-    date: RefCell<crate::http::response::DateCache>,
+    date: Mutex<crate::http::response::DateCache>,
     /// Environ keys the access log format reads (lowercased), in its order.
     access_environ_keys: Vec<String>,
 }
@@ -162,11 +160,11 @@ impl<'a> Wsgi<'a> {
                 config.header_map,
                 config.forwarder_headers.clone(),
             )?,
-            server: Rc::from(config.server_header.as_bytes()),
+            server: Arc::from(config.server_header.as_bytes()),
             // A client that neither sends nor reads for `timeout` seconds is gone.
             io_timeout: config.io_timeout(),
             sendfile: config.sendfile_enabled,
-            date: RefCell::new(crate::http::response::DateCache::new()),
+            date: Mutex::new(crate::http::response::DateCache::new()),
             access_environ_keys,
         })
     }
@@ -183,7 +181,7 @@ impl<'a> Wsgi<'a> {
         io: ConnIo,
         keep_alive_allowed: bool,
     ) -> Handled {
-        let ex = Rc::new(RefCell::new(Exchange {
+        let ex = Arc::new(Mutex::new(Exchange {
             fd: io.fd,
             body: RequestBody::new(
                 io.rbuf,
@@ -197,7 +195,12 @@ impl<'a> Wsgi<'a> {
             head_ctx: HeadContext {
                 version: head.version,
                 is_head: head.method == "HEAD",
-                date: self.date.borrow_mut().get().to_vec(),
+                date: self
+                    .date
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get()
+                    .to_vec(),
                 server: self.server.clone(),
             },
             io_timeout: self.io_timeout,
@@ -236,7 +239,7 @@ impl<'a> Wsgi<'a> {
             Err(why) => {
                 crate::log::debug!("bad request {}: {why}", head.target);
                 {
-                    let e = &mut *parked.ex.borrow_mut();
+                    let e = &mut *exchange::lock(&parked.ex);
                     e.response
                         .error_page(&mut e.wbuf, &e.head_ctx, 400, "Bad Request");
                 }
@@ -262,7 +265,7 @@ impl<'a> Wsgi<'a> {
             Iterated::AppError(err) => self.app_error(py, &parked.target, &parked.ex, &err),
             Iterated::Io(failure) => {
                 crate::log::debug!("{}: {failure}", parked.target);
-                let mut e = parked.ex.borrow_mut();
+                let mut e = exchange::lock(&parked.ex);
                 e.client_gone = true;
                 e.response.break_off();
             }
@@ -277,7 +280,7 @@ impl<'a> Wsgi<'a> {
             }
             _ => Vec::new(),
         };
-        let mut e = parked.ex.borrow_mut();
+        let mut e = exchange::lock(&parked.ex);
         e.finished = true;
         // The next request starts after this one's body: skip what is left of
         // it when it is already here and small, else close.
@@ -308,7 +311,7 @@ impl<'a> Wsgi<'a> {
         else {
             return;
         };
-        let e = parked.ex.borrow();
+        let e = exchange::lock(&parked.ex);
         let sent = &e.response.sent;
         let status_line = String::from_utf8_lossy(&sent.status).into_owned();
         let resp =
@@ -352,7 +355,7 @@ impl<'a> Wsgi<'a> {
     /// A failure the client caused while sending its body is answered for what
     /// it is (400, 408, or nothing to a client that is gone), without a traceback.
     fn app_error(&self, py: Python<'_>, target: &str, ex: &exchange::Shared, err: &PyErr) {
-        let body_failure = ex.borrow().body.failure.clone();
+        let body_failure = exchange::lock(ex).body.failure.clone();
         let answer = match &body_failure {
             Some(BodyFailure::Malformed(bad)) => {
                 crate::log::debug!("Bad request body for {target}: {bad}");
@@ -384,7 +387,7 @@ impl<'a> Wsgi<'a> {
                 Some((500, "Internal Server Error"))
             }
         };
-        let mut e = ex.borrow_mut();
+        let mut e = exchange::lock(ex);
         let Some((code, reason)) = answer else {
             // Nobody is left to answer: nginx's 499 "client closed request"
             // marks it in the access log.
