@@ -24,3 +24,4 @@ mod activation;
 mod config;
 mod lifecycle;
 mod systemd;
+mod threads;

@@ -62,6 +62,25 @@ impl Server<'_> {
         let Some(conn) = self.conns.get(slot).and_then(Option::as_ref) else {
             return;
         };
+        if self.pool.is_some() {
+            let info = conn.info.clone();
+            if let Some(conn) = self.conn_mut(slot) {
+                conn.phase = super::conn::Phase::InApp {
+                    since: started.clock,
+                };
+            }
+            if let Some(pool) = &self.pool {
+                pool.submit(super::pool::Job::Request {
+                    slot,
+                    head,
+                    info,
+                    io,
+                    keep_alive_allowed,
+                    started,
+                });
+            }
+            return;
+        }
         let handled = self
             .wsgi
             .handle(py, &head, &conn.info, io, keep_alive_allowed);

@@ -60,6 +60,7 @@ impl EnvironBuilder {
     pub fn new(
         py: Python<'_>,
         multiprocess: bool,
+        multithread: bool,
         script_name: &str,
         header_map: HeaderMap,
         forwarder_headers: Vec<String>,
@@ -68,7 +69,7 @@ impl EnvironBuilder {
         t.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
         t.set_item("wsgi.url_scheme", "http")?;
         t.set_item("wsgi.errors", Py::new(py, Errors)?)?;
-        t.set_item("wsgi.multithread", false)?;
+        t.set_item("wsgi.multithread", multithread)?;
         t.set_item("wsgi.multiprocess", multiprocess)?;
         t.set_item("wsgi.run_once", false)?;
         t.set_item("wsgi.input_terminated", true)?;

@@ -120,10 +120,10 @@ impl Drop for Parked {
 }
 
 /// Per-worker WSGI state: the app and the environ template.
-pub struct Wsgi<'a> {
+pub struct Wsgi {
     app: Py<PyAny>,
     /// Request hooks from the config file, with this worker's view for them.
-    hooks: Option<(&'a Hooks, WorkerView)>,
+    hooks: Option<(Hooks, WorkerView)>,
     /// The settings the front-end trust rules read.
     config: Config,
     environ: EnvironBuilder,
@@ -136,7 +136,7 @@ pub struct Wsgi<'a> {
     access_environ_keys: Vec<String>,
 }
 
-impl<'a> Wsgi<'a> {
+impl Wsgi {
     /// Prepare to serve `app`.
     ///
     /// # Errors
@@ -145,17 +145,20 @@ impl<'a> Wsgi<'a> {
         py: Python<'_>,
         app: Py<PyAny>,
         config: &Config,
-        hooks: &'a Hooks,
+        hooks: &Hooks,
         worker: WorkerView,
         access_environ_keys: Vec<String>,
-    ) -> PyResult<Wsgi<'a>> {
+    ) -> PyResult<Wsgi> {
         Ok(Wsgi {
             app,
-            hooks: hooks.has_request_hooks().then_some((hooks, worker)),
+            hooks: hooks
+                .has_request_hooks()
+                .then(|| (hooks.clone_ref(py), worker)),
             config: config.clone(),
             environ: EnvironBuilder::new(
                 py,
                 config.workers > 1,
+                config.threads > 1,
                 &config.script_name,
                 config.header_map,
                 config.forwarder_headers.clone(),
@@ -209,7 +212,7 @@ impl<'a> Wsgi<'a> {
             client_gone: false,
         }));
 
-        let req = self.hooks.and_then(|(hooks, worker)| {
+        let req = self.hooks.as_ref().and_then(|(hooks, worker)| {
             let req = Hooks::request_object(
                 py,
                 &head.method,
@@ -223,7 +226,7 @@ impl<'a> Wsgi<'a> {
                 &head.headers,
             )
             .ok()?;
-            hooks.pre_request(py, worker, &req);
+            hooks.pre_request(py, *worker, &req);
             Some(req.unbind())
         });
         let forwarded = forwarded::forwarded(&self.config, conn, head);
@@ -307,7 +310,7 @@ impl<'a> Wsgi<'a> {
     /// The `post_request` hook, with what was sent.
     fn post_request(&self, py: Python<'_>, parked: &Parked) {
         let (Some((hooks, worker)), Some(req), Some(environ)) =
-            (self.hooks, &parked.req, &parked.environ)
+            (&self.hooks, &parked.req, &parked.environ)
         else {
             return;
         };
@@ -318,7 +321,7 @@ impl<'a> Wsgi<'a> {
             Hooks::response_object(py, sent.code, &status_line, &sent.headers, sent.body_bytes);
         drop(e);
         if let Ok(resp) = resp {
-            hooks.post_request(py, worker, req.bind(py), environ.bind(py).as_any(), &resp);
+            hooks.post_request(py, *worker, req.bind(py), environ.bind(py).as_any(), &resp);
         }
     }
 
