@@ -172,6 +172,9 @@ fn journal_fields(e: &Entry<'_>, line: &str, request_id: &str) -> Vec<(&'static 
     if e.disconnected {
         f.push(("CLIENT_DISCONNECTED", b"1".to_vec()));
     }
+    if let Some(thread) = e.thread {
+        f.push(("THREAD", thread.as_bytes().to_vec()));
+    }
     f
 }
 
@@ -332,5 +335,20 @@ mod tests {
         // The other fields are still there.
         assert!(fields.iter().any(|(k, _)| *k == "REQUEST_ID"));
         assert!(fields.iter().any(|(k, _)| *k == "STATUS"));
+    }
+
+    #[test]
+    fn the_request_thread_is_a_journal_field() {
+        let f = Format::compile(DEFAULT_FORMAT).unwrap();
+        let mut e = entry(&[], &[]);
+        let line = f.render(&e);
+        assert!(
+            !journal_fields(&e, &line, "id")
+                .iter()
+                .any(|(k, _)| *k == "THREAD")
+        );
+        e.thread = Some("request-3");
+        let fields = journal_fields(&e, &line, "id");
+        assert!(fields.contains(&("THREAD", b"request-3".to_vec())));
     }
 }

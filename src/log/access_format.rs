@@ -110,6 +110,9 @@ pub struct Entry<'a> {
     /// The client went away before the response was complete. The line looks
     /// the same; the journal entry gets `CLIENT_DISCONNECTED=1`.
     pub disconnected: bool,
+    /// The request thread that ran the app (`--threads`), for the journal's
+    /// `THREAD` field; None when it ran on the event loop's thread.
+    pub thread: Option<&'a str>,
 }
 
 impl Format {
@@ -562,6 +565,7 @@ pub(super) mod tests {
             duration: Duration::from_micros(1500),
             environ: &[],
             disconnected: false,
+            thread: None,
         }
     }
 

@@ -153,6 +153,7 @@ impl Server<'_> {
                 duration: started.clock.elapsed(),
                 environ: &outcome.environ_values,
                 disconnected: outcome.disconnected,
+                thread: outcome.thread.as_deref(),
             });
         }
     }
@@ -187,6 +188,7 @@ impl Server<'_> {
                 duration: Duration::ZERO,
                 environ: &[],
                 disconnected: false,
+                thread: None,
             });
         }
     }

@@ -72,6 +72,8 @@ pub struct Outcome {
     pub disconnected: bool,
     /// Values of the environ keys the access log asked for, in its order.
     pub environ_values: Vec<Option<String>>,
+    /// The request thread that ran it (`--threads`); None on the loop's thread.
+    pub thread: Option<String>,
 }
 
 /// What [`Wsgi::handle`] left behind.
@@ -303,6 +305,10 @@ impl Wsgi {
             body_bytes: sent.body_bytes,
             headers: sent.headers,
             disconnected: e.client_gone,
+            thread: std::thread::current()
+                .name()
+                .filter(|n| n.starts_with("request-"))
+                .map(str::to_owned),
             environ_values,
         })
     }
