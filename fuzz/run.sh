@@ -14,6 +14,9 @@ fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 cd "$fuzz_dir"
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$fuzz_dir/target}"
 
+# AFL++ is built per rustc version; after a toolchain update, build it again
+# (when it is already there this says so and changes nothing).
+cargo afl config --build >/dev/null 2>&1 || true
 cargo afl build --release --locked
 bin="$CARGO_TARGET_DIR/release"
 work="$fuzz_dir/out/$target"
