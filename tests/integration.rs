@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod corpus;
 mod edge;
 mod errors;
 mod frameworks;
