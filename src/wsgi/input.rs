@@ -41,6 +41,41 @@ impl Input {
         Ok(ex.read_body(py, out, max)?)
     }
 
+    /// Body bytes still to come (the line buffer included), when known.
+    fn known_remaining(&self) -> Option<u64> {
+        let ex = super::exchange::lock(&self.exchange);
+        if ex.finished {
+            return Some(0);
+        }
+        ex.body.remaining().map(|n| n + self.line_buf.len() as u64)
+    }
+
+    /// Exactly `n` body bytes, read into a new bytes object in place.
+    fn read_exact_into_bytes<'py>(
+        &mut self,
+        py: Python<'py>,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        PyBytes::new_with(py, n, |buf| {
+            let mut filled = 0;
+            while filled < n {
+                chunk.clear();
+                let got = self.pull(py, &mut chunk, (n - filled).min(CHUNK))?;
+                if got == 0 {
+                    // The framing promised more; the body ended (a bug, or the
+                    // client): report what arrived as a short read.
+                    return Err(super::exchange::ClientDisconnected::new_err(format!(
+                        "request body ended after {filled} of {n} bytes"
+                    )));
+                }
+                buf[filled..filled + got].copy_from_slice(&chunk[..got]);
+                filled += got;
+            }
+            Ok(())
+        })
+    }
+
     fn read_line(&mut self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
         let mut line = Vec::new();
         loop {
@@ -81,6 +116,16 @@ impl Input {
     #[pyo3(signature = (size=None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
         let limit = size_arg(size);
+        // A Content-Length body of known size goes straight into the bytes
+        // object the app gets: one copy of the body in memory, not two.
+        let known = self
+            .known_remaining()
+            .map(|n| limit.map_or(n, |l| n.min(l as u64)));
+        if let Some(n) = known.and_then(|n| usize::try_from(n).ok())
+            && n > CHUNK
+        {
+            return self.read_exact_into_bytes(py, n);
+        }
         let mut out = Vec::new();
         loop {
             let max = limit.map_or(CHUNK, |l| (l - out.len()).min(CHUNK));
