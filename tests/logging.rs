@@ -187,3 +187,19 @@ server_test!(
         );
     }
 );
+
+/// Flask's `app.logger.handlers = logging.getLogger("gunicorn.error").handlers`
+/// recipe: the app's messages reach rgunicorn's error log at the configured
+/// level.
+#[test]
+fn flask_logging_recipe_reaches_the_error_log() {
+    let srv = crate::support::Server::start("flask_logging:app", &["--log-level", "info"]);
+    assert_eq!(srv.get("/").body_str(), "logged\n");
+    let log = srv.wait_stderr(
+        "hello from the flask app",
+        std::time::Duration::from_secs(5),
+    );
+    assert!(log.contains("[INFO] hello from the flask app"), "{log}");
+    assert!(!log.contains("not at the info level"), "{log}");
+    srv.wait_stderr("an access record", std::time::Duration::from_secs(5));
+}
