@@ -73,6 +73,9 @@ pub struct Format {
     atoms: Vec<Atom>,
     /// The `{name}e` keys, lowercased, each once, in first-appearance order.
     environ_keys: Vec<String>,
+    /// `access_log_format = json`: one JSON object per line, with the fields
+    /// the journal gets (rendered by `access`, not from atoms).
+    json: bool,
 }
 
 /// What one finished request contributes to its access log line.
@@ -126,7 +129,11 @@ impl Format {
         let mut f = Format {
             atoms: Vec::new(),
             environ_keys: Vec::new(),
+            json: fmt.trim() == "json",
         };
+        if f.json {
+            return Ok(f);
+        }
         let mut literal = String::new();
         let mut rest = fmt;
         while let Some(pct) = rest.find('%') {
@@ -177,6 +184,12 @@ impl Format {
     }
 
     /// Render one line (without the trailing newline).
+    /// The format is `json` (see [`Format::render`]'s caller in `access`).
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Render one line (without the trailing newline); empty for `json`.
     pub fn render(&self, e: &Entry<'_>) -> String {
         let mut out = String::with_capacity(160);
         for atom in &self.atoms {
