@@ -99,9 +99,11 @@ impl AccessLog {
 
     /// Write one line for `entry`, in a single write(2), or one journal entry.
     pub fn log(&mut self, entry: &Entry<'_>) {
-        let request_id = (self.format.is_json() || matches!(self.out, Out::Journal(_)))
-            .then(|| request_id(entry, &mut self.ids))
-            .unwrap_or_default();
+        let request_id = if self.format.is_json() || matches!(self.out, Out::Journal(_)) {
+            request_id(entry, &mut self.ids)
+        } else {
+            String::new()
+        };
         let mut line = if self.format.is_json() {
             json_line(entry, &request_id)
         } else {
