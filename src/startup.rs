@@ -117,6 +117,12 @@ fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
         config,
     ));
     launch::warn_unfired_hooks(hooks);
+    Python::attach(|py| python::logging::install(py, config.loglevel)).map_err(|e| {
+        StartupError::Os {
+            context: "cannot set up Python's gunicorn.error logger",
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
     launch::apply_process_settings(config)
 }
 

@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod corpus;
 mod edge;
 mod errors;
 mod frameworks;
@@ -25,3 +26,4 @@ mod config;
 mod lifecycle;
 mod pid1;
 mod systemd;
+mod threads;

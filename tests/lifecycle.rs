@@ -121,6 +121,16 @@ fn ttin_and_ttou_change_the_worker_count() {
 
 #[test]
 fn hup_reloads_edited_code_without_failing_a_request() {
+    hup_reloads_without_failing(&[]);
+}
+
+// With request threads, too (issue #11).
+#[test]
+fn hup_with_threads_fails_no_request() {
+    hup_reloads_without_failing(&["--threads", "4"]);
+}
+
+fn hup_reloads_without_failing(extra: &[&str]) {
     let dir = TempDir::new("hup");
     let app = dir.path().join("edited.py");
     let write_app = |version: &str| {
@@ -137,6 +147,7 @@ fn hup_reloads_edited_code_without_failing_a_request() {
     let mut srv = Server::builder("edited:app")
         .no_chdir()
         .args(["--chdir", path.to_str().unwrap(), "-w", "2"])
+        .args(extra.iter().copied())
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .in_dir(dir)
         .start();

@@ -187,3 +187,43 @@ server_test!(
         );
     }
 );
+
+/// Flask's `app.logger.handlers = logging.getLogger("gunicorn.error").handlers`
+/// recipe: the app's messages reach rgunicorn's error log at the configured
+/// level.
+#[test]
+fn flask_logging_recipe_reaches_the_error_log() {
+    let srv = crate::support::Server::start("flask_logging:app", &["--log-level", "info"]);
+    assert_eq!(srv.get("/").body_str(), "logged\n");
+    let log = srv.wait_stderr(
+        "hello from the flask app",
+        std::time::Duration::from_secs(5),
+    );
+    assert!(log.contains("[INFO] hello from the flask app"), "{log}");
+    assert!(!log.contains("not at the info level"), "{log}");
+    srv.wait_stderr("an access record", std::time::Duration::from_secs(5));
+}
+
+/// `--access-logformat json`: one JSON object per request, the journal's
+/// fields, escaped.
+#[test]
+fn json_access_log_lines_parse() {
+    let srv = crate::support::Server::start(
+        "hello:app",
+        &["--access-logfile", "-", "--access-logformat", "json"],
+    );
+    let r = srv.request(
+        b"GET /j?x=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: a\"b\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let out = srv.wait_log(
+        crate::support::Server::stdout,
+        "request_uri",
+        std::time::Duration::from_secs(5),
+    );
+    let line = out.lines().find(|l| l.contains("request_uri")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).expect(line);
+    assert_eq!(v["request_uri"], "/j?x=1");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["user_agent"], "a\"b");
+}

@@ -171,6 +171,37 @@ fn upload_100mib_chunked_is_streamed() {
     check_upload_result(&srv, worker, before, app_baseline, &r, crc.finish());
 }
 
+/// `wsgi.input.read()` of a 100 MiB Content-Length body holds the body once:
+/// the worker's peak RSS grows by at most the body plus 8 MiB (issue #12).
+#[test]
+fn read_of_a_100mib_body_holds_one_copy() {
+    let srv = Server::start("upload:app", &["-w", "1"]);
+    let app_baseline = baseline_hwm_kib(&srv);
+    let mut c: Conn = srv.connect();
+    c.send(format!("POST /upload?whole HTTP/1.1\r\nHost: x\r\nContent-Length: {TOTAL}\r\nConnection: close\r\n\r\n").as_bytes());
+    let mut pieces = Pieces::new();
+    let mut crc = Crc32::new();
+    for _ in 0..TOTAL / PIECE {
+        let piece = pieces.next_piece();
+        crc.update(piece);
+        c.send(piece);
+    }
+    let r = c.read_response();
+    let v = r.json();
+    assert_eq!(v["bytes"], TOTAL as u64, "{v}");
+    assert_eq!(v["crc32"], crc.finish() as u64, "{v}");
+    let grew = v["vmhwm_kib"]
+        .as_u64()
+        .unwrap()
+        .saturating_sub(app_baseline);
+    let limit = (TOTAL / 1024) as u64 + 8 * 1024;
+    assert!(
+        grew <= limit,
+        "peak RSS grew {grew} KiB for a {} KiB body",
+        TOTAL / 1024
+    );
+}
+
 #[test]
 fn crc32_matches_zlib() {
     // zlib.crc32(b"123456789") == 0xCBF43926

@@ -99,10 +99,17 @@ pub fn reexec(
         let n = write_listen_pid(&mut listen_pid, libc::getpid() as u32);
         listen_pid[n] = 0;
         envp[listen_pid_slot] = listen_pid.as_ptr().cast();
-        // Move the sockets out of the way first, so dup2 onto 3.. never clobbers one.
+        // Move the sockets out of the way first, above the range 3..3+n they
+        // are about to take, so dup2 onto 3.. never clobbers one. (Not a
+        // fixed high number: with RLIMIT_NOFILE at 1024 that fails.)
         let mut high = [0 as RawFd; 64];
+        let above = 3 + fds.len().min(high.len()) as RawFd;
         for (i, fd) in fds.iter().take(high.len()).enumerate() {
-            high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 1024);
+            high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, above);
+            if high[i] < 0 {
+                // Without its sockets the new master must not start.
+                libc::_exit(127);
+            }
         }
         for (i, h) in high.iter().take(fds.len()).enumerate() {
             // dup2 onto a different fd clears FD_CLOEXEC: the new master inherits it.

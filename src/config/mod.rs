@@ -331,6 +331,10 @@ pub struct Config {
     pub reuse_port: bool,
     /// Number of worker processes.
     pub workers: usize,
+    /// `threads`: Python threads per worker that run requests.
+    pub threads: usize,
+    /// `worker_class` named gthread (only logging differs from sync).
+    pub threaded_class: bool,
     /// Most simultaneous connections per worker.
     pub worker_connections: usize,
     /// Seconds a worker may be silent before it is killed (0 disables); read
@@ -426,6 +430,8 @@ impl Default for Config {
             backlog: 2048,
             reuse_port: false,
             workers: 1,
+            threads: 1,
+            threaded_class: false,
             worker_connections: 1000,
             timeout: 30,
             graceful_timeout: 30,

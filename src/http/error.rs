@@ -38,6 +38,10 @@ pub enum ParseError {
     /// obsolete line folding. Carries an excerpt of the line when it was found.
     #[error("invalid header {0:?}")]
     InvalidHeader(String),
+    /// The Host field value is not `uri-host [ ":" port ]` (RFC 9112 §3.2,
+    /// RFC 3986 §3.2.2): it has bytes no host or port can hold.
+    #[error("invalid host {0:?}")]
+    InvalidHost(String),
     /// A field that may appear only once (Host, Content-Type) appeared again.
     #[error("repeated {0:?} field")]
     RepeatedField(String),
@@ -114,6 +118,7 @@ impl ParseError {
             | ParseError::InvalidMethod(_)
             | ParseError::InvalidTarget(_)
             | ParseError::InvalidHeader(_)
+            | ParseError::InvalidHost(_)
             | ParseError::RepeatedField(_)
             | ParseError::InvalidContentLength(_)
             | ParseError::ConflictingLength(_)

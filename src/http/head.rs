@@ -10,9 +10,13 @@
 //! its results, on incomplete input and on errors (to say precisely what was
 //! wrong). Choices beyond the RFC's MUSTs:
 //! - bare LF is accepted as a line ending in the head, as RFC 9112 §2.2 allows;
-//! - obsolete line folding is rejected (RFC 9112 §5.2 allows either);
-//! - a missing `Host` is not rejected, matching gunicorn;
-//! - the request-target may carry UTF-8 beyond ASCII, as `httparse` allows.
+//! - obsolete line folding is rejected (RFC 9112 §5.2 allows either) unless
+//!   `permit_obsolete_folding`, and whitespace before a colon unless
+//!   `strip_header_spaces`: both re-parse a normalised copy of the head, so
+//!   the fast path never pays for them;
+//! - a missing `Host` is not rejected, matching gunicorn; a malformed one is
+//!   (RFC 9112 §3.2);
+//! - the request-target must be ASCII (Gunicorn 27 refuses the rest too).
 
 use std::mem::MaybeUninit;
 
@@ -224,14 +228,24 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut slots = fields.min(STACK_HEADERS);
     let mut attempt = match parse_with(rest, &mut stack[..slots], limits) {
-        Err(ParseError::UnsupportedVersion(_)) if later_http1_minor(rest).is_some() => {
-            return parse_later_minor(buf, skipped, limits);
+        Err(ParseError::UnsupportedVersion(_))
+            if served_version(rest, &limits.leniency).is_some() =>
+        {
+            return parse_as_served_version(buf, skipped, limits);
         }
         // httparse refuses `HTTP/1.2` as soon as it sees the digit: wait for
         // the end of the line before deciding.
-        Err(ParseError::UnsupportedVersion(_)) if memchr(b'\n', rest).is_none() => {
+        // Likewise `HTTP/2` with the rest of the line still to come: it may
+        // end as a 505 (or, with `permit_unconventional_http_version`, be
+        // served), not as a malformed line.
+        Err(ParseError::UnsupportedVersion(_) | ParseError::InvalidRequestLine(_))
+            if memchr(b'\n', rest).is_none() && version_may_follow(rest) =>
+        {
             check_partial(buf.len(), rest, limits)?;
             return Ok(None);
+        }
+        Err(ParseError::InvalidHeader(_)) if normalises_fields(&limits.leniency) => {
+            return parse_normalised(buf, skipped, limits);
         }
         other => other?,
     };
@@ -241,7 +255,12 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>
         slots = slots.saturating_mul(4).min(fields);
         let mut heap = Vec::with_capacity(slots);
         heap.resize_with(slots, MaybeUninit::uninit);
-        attempt = parse_with(rest, &mut heap, limits)?;
+        attempt = match parse_with(rest, &mut heap, limits) {
+            Err(ParseError::InvalidHeader(_)) if normalises_fields(&limits.leniency) => {
+                return parse_normalised(buf, skipped, limits);
+            }
+            other => other?,
+        };
     }
     match attempt {
         Attempt::Complete(head, len) => Ok(Some((head, skipped + len))),
@@ -253,33 +272,175 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, usize)>
     }
 }
 
-/// Where the minor digit of an `HTTP/1.2`..`HTTP/1.9` request line is in
-/// `rest`, if that is what its version says.
-fn later_http1_minor(rest: &[u8]) -> Option<usize> {
+/// For a request line ending in `HTTP/x.y` that this server answers in
+/// another version, where `x.y` starts in `rest` and what replaces it.
+///
+/// RFC 9110 §2.5: a later minor version of HTTP/1 (1.2 to 1.9) is answered
+/// in the highest one this server speaks, 1.1. With
+/// `permit_unconventional_http_version`, as in Gunicorn, any other
+/// single-digit `HTTP/x.y` is served too: below 1.0 as 1.0, 2.0 and above as
+/// 1.1. Two-digit numbers stay a 505 either way (RFC 9112 §2.3: one digit).
+fn served_version(rest: &[u8], leniency: &Leniency) -> Option<(usize, &'static [u8; 3])> {
     let line = &rest[..memchr(b'\n', rest)?];
     let line = &line[..line_len(line)];
-    let at = line.len().checked_sub(b"HTTP/1.2".len())?;
-    match &line[at..] {
-        [b' ', ..] => None,
-        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor] if (b'2'..=b'9').contains(minor) => {
-            (at > 0 && line[at - 1] == b' ').then_some(at + 7)
-        }
+    let at = line.len().checked_sub(b" HTTP/1.2".len())?;
+    let [b' ', b'H', b'T', b'T', b'P', b'/', major, b'.', minor] = line[at..] else {
+        return None;
+    };
+    if at == 0 || !major.is_ascii_digit() || !minor.is_ascii_digit() {
+        return None;
+    }
+    match major {
+        b'1' if minor >= b'2' => Some((at + 6, b"1.1")),
+        b'0' if leniency.unconventional_version => Some((at + 6, b"1.0")),
+        b'2'..=b'9' if leniency.unconventional_version => Some((at + 6, b"1.1")),
         _ => None,
     }
 }
 
-/// RFC 9110 §2.5: a request in a later minor version of HTTP/1 is answered
-/// in the highest one this server speaks, 1.1. (Rare, so a copy is fine.)
-fn parse_later_minor(
+/// Whether an unterminated request line ends in a prefix of
+/// `SP HTTP/x.y CR`, with single digits: its verdict needs the rest.
+fn version_may_follow(rest: &[u8]) -> bool {
+    let mut parts = rest.splitn(3, |&b| b == b' ');
+    let (Some(_), Some(_), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    const SHAPE: &[u8] = b"HTTP/0.0\r";
+    version.len() <= SHAPE.len()
+        && version.iter().zip(SHAPE).all(|(&b, &want)| match want {
+            b'0' => b.is_ascii_digit(),
+            _ => b == want,
+        })
+}
+
+/// Parse a copy of `buf` whose version says what [`served_version`] chose.
+/// (Rare, so a copy is fine; the copy is as long as `buf`, so `consumed`
+/// holds for both.)
+fn parse_as_served_version(
     buf: &[u8],
     skipped: usize,
     limits: &Limits,
 ) -> Result<Option<(RequestHead, usize)>, ParseError> {
     let mut copy = buf.to_vec();
-    if let Some(minor) = later_http1_minor(&copy[skipped..]) {
-        copy[skipped + minor] = b'1';
+    if let Some((at, version)) = served_version(&copy[skipped..], &limits.leniency) {
+        copy[skipped + at..skipped + at + 3].copy_from_slice(version);
     }
     parse(&copy, limits)
+}
+
+/// Whether a switch is on that rewrites header lines httparse refused.
+fn normalises_fields(leniency: &Leniency) -> bool {
+    leniency.strip_header_spaces || leniency.obsolete_folding
+}
+
+/// The slow path of `strip_header_spaces` and `permit_obsolete_folding`:
+/// once the whole head is in, parse a normalised copy of it (see
+/// [`normalise_fields`]) with those switches off. `consumed` counts the
+/// bytes of the original head. A head that is still refused after
+/// normalising gets the copy's error.
+fn parse_normalised(
+    buf: &[u8],
+    skipped: usize,
+    limits: &Limits,
+) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    let rest = &buf[skipped..];
+    let Some(end) = head_end(rest) else {
+        check_partial(buf.len(), rest, limits)?;
+        return Ok(None);
+    };
+    let copy = normalise_fields(&rest[..end], &limits.leniency);
+    let strict = Limits {
+        leniency: Leniency {
+            strip_header_spaces: false,
+            obsolete_folding: false,
+            ..limits.leniency
+        },
+        ..*limits
+    };
+    match parse(&copy, &strict)? {
+        Some((head, _)) => Ok(Some((head, skipped + end))),
+        // The copy ends in its blank line, so it is never incomplete.
+        None => Err(ParseError::InvalidHeader(excerpt(rest))),
+    }
+}
+
+/// Where the head at the start of `rest` ends: just past the LF of the
+/// empty line after the request line, if it has arrived.
+fn head_end(rest: &[u8]) -> Option<usize> {
+    let base = memchr(b'\n', rest)? + 1;
+    let mut start = base;
+    for lf in memchr_iter(b'\n', &rest[base..]).map(|i| base + i) {
+        if line_len(&rest[start..lf]) == 0 {
+            return Some(lf + 1);
+        }
+        start = lf + 1;
+    }
+    None
+}
+
+/// A copy of a whole head (`head` ends in its empty line) with the lines
+/// Gunicorn's switches accept rewritten into plain field lines:
+/// - `strip_header_spaces`: SP and HTAB before a field line's first colon
+///   are dropped (RFC 9112 §5.1 says refuse; Gunicorn's switch strips);
+/// - `permit_obsolete_folding`: a line starting with SP or HTAB continues
+///   the field line above it, joined with one SP after trimming both sides,
+///   as RFC 9112 §5.2 lets a server do. A first field line that starts with
+///   whitespace is never a continuation (RFC 9112 §2.2): it is copied as is
+///   and still refused.
+///
+/// Every line is re-terminated with CRLF.
+fn normalise_fields(head: &[u8], leniency: &Leniency) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    let Some(request_lf) = memchr(b'\n', head) else {
+        return head.to_vec();
+    };
+    out.extend_from_slice(&head[..=request_lf]);
+    let mut have_field = false;
+    for line in head[request_lf + 1..].split(|&b| b == b'\n') {
+        let line = &line[..line_len(line)];
+        if line.is_empty() {
+            break;
+        }
+        let folded = matches!(line.first(), Some(b' ' | b'\t'));
+        if folded && have_field && leniency.obsolete_folding {
+            // Drop the previous line's CRLF and trailing OWS, then join.
+            out.truncate(out.len() - 2);
+            let kept = trim_ows_end(&out).len();
+            out.truncate(kept);
+            out.push(b' ');
+            out.extend_from_slice(trim_ows_start(line));
+        } else {
+            match memchr(b':', line) {
+                Some(colon) if leniency.strip_header_spaces => {
+                    out.extend_from_slice(trim_ows_end(&line[..colon]));
+                    out.extend_from_slice(&line[colon..]);
+                }
+                _ => out.extend_from_slice(line),
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        have_field = true;
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// `bytes` without trailing SP and HTAB (RFC 9110 §5.6.3 OWS; nothing else).
+fn trim_ows_end(bytes: &[u8]) -> &[u8] {
+    let keep = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |i| i + 1);
+    &bytes[..keep]
+}
+
+/// `bytes` without leading SP and HTAB.
+fn trim_ows_start(bytes: &[u8]) -> &[u8] {
+    let skip = bytes
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(bytes.len());
+    &bytes[skip..]
 }
 
 /// What one `httparse` pass with a given number of header slots produced.
@@ -470,7 +631,10 @@ impl FieldFacts {
                 }
                 Ok(())
             }
-            4 if name.eq_ignore_ascii_case("host") => singleton(&mut self.host, name),
+            4 if name.eq_ignore_ascii_case("host") => {
+                singleton(&mut self.host, name)?;
+                check_host(value)
+            }
             12 if name.eq_ignore_ascii_case("content-type") => {
                 singleton(&mut self.content_type, name)
             }
@@ -557,6 +721,47 @@ fn check_method(method: &str, leniency: &Leniency) -> Result<(), ParseError> {
     }
 }
 
+/// RFC 9112 §3.2: a Host field with an invalid value is a 400. The value is
+/// `uri-host [ ":" port ]` (possibly empty, §3.2), so only the bytes of an
+/// RFC 3986 authority without userinfo may appear. The port's digits are not
+/// checked: a non-numeric port is replaced later, as Gunicorn does.
+fn check_host(value: &[u8]) -> Result<(), ParseError> {
+    if value.iter().all(|&b| is_host_byte(b)) {
+        Ok(())
+    } else {
+        Err(ParseError::InvalidHost(excerpt(value)))
+    }
+}
+
+/// A byte of RFC 3986 §3.2.2 `host` or `port`, or the `:` between them:
+/// unreserved, `%` of pct-encoded, sub-delims, and `[` `]` `:` of an
+/// IP-literal. Not `@` (no userinfo, RFC 9110 §4.2.4), `/`, `?`, `#`,
+/// whitespace, controls or bytes beyond ASCII.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'['
+                | b']'
+        )
+}
+
 /// Non-empty, OWS-trimmed elements of a comma-separated field value.
 fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
@@ -602,18 +807,34 @@ pub fn is_token_byte(b: u8) -> bool {
 ///
 /// Bytes beyond ASCII are refused (RFC 3986 §2 has none; as Gunicorn 27), so
 /// every target string is also its latin-1 decoding. Asterisk-form is only for
-/// OPTIONS (§3.2.4), authority-form only for CONNECT (§3.2.3).
+/// OPTIONS (§3.2.4). Authority-form is only for CONNECT, and CONNECT takes
+/// only authority-form (§3.2.3; RFC 9110 §9.3.6: host and port, nothing else).
 fn check_target(method: &str, target: &str) -> Result<(), ParseError> {
     let valid = target.is_ascii()
-        && (target.starts_with('/')
-            || (target == "*" && method == "OPTIONS")
-            || after_scheme(target).is_some()
-            || (method == "CONNECT" && !target.is_empty()));
+        && if method == "CONNECT" {
+            is_authority_form(target)
+        } else {
+            target.starts_with('/')
+                || (target == "*" && method == "OPTIONS")
+                || after_scheme(target).is_some()
+        };
     if valid {
         Ok(())
     } else {
         Err(ParseError::InvalidTarget(excerpt(target.as_bytes())))
     }
+}
+
+/// RFC 9112 §3.2.3 `authority-form = uri-host ":" port`, the port present
+/// (RFC 9110 §9.3.6: a client MUST send it).
+fn is_authority_form(target: &str) -> bool {
+    let Some((host, port)) = target.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty()
+        && host.bytes().all(is_host_byte)
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// For an absolute-form target `scheme://rest`, the `rest`.
@@ -1187,5 +1408,218 @@ mod tests {
             parse(b"GET / HTTP/2.0\r\n\r\n", &Limits::default()),
             Err(ParseError::UnsupportedVersion(_))
         ));
+    }
+
+    fn lenient(leniency: Leniency) -> Limits {
+        Limits {
+            leniency,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn unconventional_versions_are_served_when_permitted() {
+        let limits = lenient(Leniency {
+            unconventional_version: true,
+            ..Leniency::default()
+        });
+        for (line, version) in [
+            (&b"GET / HTTP/0.9\r\nHost: a\r\n\r\n"[..], Version::Http10),
+            (b"GET / HTTP/0.0\r\n\r\n", Version::Http10),
+            (b"GET / HTTP/2.0\r\n\r\n", Version::Http11),
+            (b"GET / HTTP/9.9\r\n\r\n", Version::Http11),
+            (b"GET / HTTP/1.5\r\n\r\n", Version::Http11),
+        ] {
+            let (h, used) = parse(line, &limits).unwrap().unwrap();
+            assert_eq!((h.version, used), (version, line.len()), "{line:?}");
+        }
+        // Still one digit each, as Gunicorn's VERSION_RE; still "HTTP".
+        for bad in [
+            &b"GET / HTTP/10.0\r\n\r\n"[..],
+            b"GET / HTTP/2.10\r\n\r\n",
+            b"GET / http/2.0\r\n\r\n",
+            b"GET / HTTP/2\r\n\r\n",
+        ] {
+            assert!(parse(bad, &limits).is_err(), "{bad:?}");
+        }
+        let req = b"GET /x HTTP/2.0\r\nHost: a\r\n\r\n";
+        for end in 1..req.len() {
+            assert_eq!(parse(&req[..end], &limits), Ok(None), "{end}");
+        }
+    }
+
+    #[test]
+    fn space_before_colon_is_stripped_when_permitted() {
+        let req = b"GET / HTTP/1.1\r\nHost : a\r\nX-A\t \t: b\r\n\r\nNEXT";
+        assert!(matches!(
+            err(&req[..req.len() - 4]),
+            ParseError::InvalidHeader(_)
+        ));
+        let limits = lenient(Leniency {
+            strip_header_spaces: true,
+            ..Leniency::default()
+        });
+        let (h, used) = parse(req, &limits).unwrap().unwrap();
+        assert_eq!(used, req.len() - 4);
+        assert_eq!(h.headers[0], ("Host".to_owned(), b"a".to_vec()));
+        assert_eq!(h.header("x-a"), Some(&b"b"[..]));
+        // Partial heads wait, and the rest of the rules still hold.
+        for end in 1..used {
+            assert_eq!(parse(&req[..end], &limits), Ok(None), "{end}");
+        }
+        let twice = b"GET / HTTP/1.1\r\nHost : a\r\nHost: b\r\n\r\n";
+        assert!(matches!(
+            parse(twice, &limits),
+            Err(ParseError::RepeatedField(_))
+        ));
+        let nul = b"GET / HTTP/1.1\r\nA : b\x00\r\n\r\n";
+        assert!(matches!(
+            parse(nul, &limits),
+            Err(ParseError::InvalidHeader(_))
+        ));
+        let folded = b"GET / HTTP/1.1\r\nA : b\r\n c\r\n\r\n";
+        assert!(matches!(
+            parse(folded, &limits),
+            Err(ParseError::InvalidHeader(_))
+        ));
+    }
+
+    #[test]
+    fn obsolete_folding_is_joined_when_permitted() {
+        let req = b"POST / HTTP/1.1\r\nX-Long: a  \r\n  b\r\n\tc \r\nContent-Length: 2\r\n\r\nhi";
+        assert!(matches!(
+            err(&req[..req.len() - 2]),
+            ParseError::InvalidHeader(_)
+        ));
+        let limits = lenient(Leniency {
+            obsolete_folding: true,
+            ..Leniency::default()
+        });
+        let (h, used) = parse(req, &limits).unwrap().unwrap();
+        assert_eq!(&req[used..], b"hi");
+        assert_eq!(h.header("x-long"), Some(&b"a b c"[..]));
+        assert_eq!(h.body, BodyKind::Length(2));
+        assert_eq!(h.headers.len(), 2);
+        // Bare LF heads fold the same way.
+        let lf = b"GET / HTTP/1.1\nA: 1\n 2\n\n";
+        let (h, used) = parse(lf, &limits).unwrap().unwrap();
+        assert_eq!((h.header("a"), used), (Some(&b"1 2"[..]), lf.len()));
+        // A first field line cannot continue anything (RFC 9112 §2.2).
+        let first = b"GET / HTTP/1.1\r\n A: 1\r\n\r\n";
+        assert!(matches!(
+            parse(first, &limits),
+            Err(ParseError::InvalidHeader(_))
+        ));
+        // A folded framing field is still checked after joining.
+        let cl = b"POST / HTTP/1.1\r\nContent-Length: 1\r\n 2\r\n\r\n";
+        assert!(matches!(
+            parse(cl, &limits),
+            Err(ParseError::InvalidContentLength(_))
+        ));
+        // Whitespace before a colon stays refused without its own switch.
+        let spaced = b"GET / HTTP/1.1\r\nA : 1\r\n 2\r\n\r\n";
+        assert!(matches!(
+            parse(spaced, &limits),
+            Err(ParseError::InvalidHeader(_))
+        ));
+        let both = lenient(Leniency {
+            obsolete_folding: true,
+            strip_header_spaces: true,
+            ..Leniency::default()
+        });
+        let (h, _) = parse(spaced, &both).unwrap().unwrap();
+        assert_eq!(h.header("a"), Some(&b"1 2"[..]));
+    }
+
+    #[test]
+    fn lenient_slow_path_is_bounded() {
+        let limits = Limits {
+            field_size: 20,
+            leniency: Leniency {
+                obsolete_folding: true,
+                strip_header_spaces: true,
+                ..Leniency::default()
+            },
+            ..Limits::default()
+        };
+        let mut req = b"GET / HTTP/1.1\r\nA : b\r\n".to_vec();
+        assert_eq!(parse(&req, &limits), Ok(None));
+        req.extend_from_slice(&[b'x'; 40]);
+        assert_eq!(
+            parse(&req, &limits),
+            Err(ParseError::HeaderTooLarge { limit: 20 })
+        );
+        // Folded lines count joined against the field size.
+        let folded = b"GET / HTTP/1.1\r\nA: 0123456789\r\n 0123456789\r\n\r\n";
+        assert_eq!(
+            parse(folded, &limits),
+            Err(ParseError::HeaderTooLarge { limit: 20 })
+        );
+    }
+
+    #[test]
+    fn host_value_must_be_an_authority() {
+        for ok in [
+            &b""[..],
+            b"example.com",
+            b"example.com:8080",
+            b"[::1]:80",
+            b"xn--bcher-kva.example",
+            b"a:xyz",
+            b"under_score.example",
+        ] {
+            let mut req = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+            req.extend_from_slice(ok);
+            req.extend_from_slice(b"\r\n\r\n");
+            assert_eq!(head(&req).header("host"), Some(ok), "{ok:?}");
+        }
+        for bad in [
+            &b"a b"[..],
+            b"user@example.com",
+            b"example.com/path",
+            b"example.com?q",
+            b"exa\"mple",
+            b"caf\xc3\xa9.example",
+            b"a\tb",
+        ] {
+            let mut req = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+            req.extend_from_slice(bad);
+            req.extend_from_slice(b"\r\n\r\n");
+            let e = err(&req);
+            assert!(matches!(e, ParseError::InvalidHost(_)), "{bad:?}: {e:?}");
+            assert_eq!(e.status(), 400);
+        }
+    }
+
+    #[test]
+    fn connect_takes_only_authority_form() {
+        let h = head(b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n");
+        assert_eq!(h.target, "[::1]:443");
+        for bad in [
+            &b"CONNECT /x HTTP/1.1\r\n\r\n"[..],
+            b"CONNECT http://h:443/ HTTP/1.1\r\n\r\n",
+            b"CONNECT example.com HTTP/1.1\r\n\r\n",
+            b"CONNECT example.com: HTTP/1.1\r\n\r\n",
+            b"CONNECT :443 HTTP/1.1\r\n\r\n",
+            b"CONNECT u@example.com:443 HTTP/1.1\r\n\r\n",
+            b"CONNECT * HTTP/1.1\r\n\r\n",
+            b"GET example.com:443 HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(matches!(err(bad), ParseError::InvalidTarget(_)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unsupported_version_waits_for_its_line_end() {
+        // Sent a byte at a time, `HTTP/2.0` must still end as a 505.
+        let req = b"GET / HTTP/2.0\r\n\r\n";
+        let lf = req.iter().position(|&b| b == b'\n').unwrap();
+        for end in 1..=lf {
+            assert_eq!(parse_default(&req[..end]), Ok(None), "{end}");
+        }
+        assert_eq!(err(req).status(), 505);
+        // A line that can no longer end in a version is refused at once.
+        assert!(parse_default(b"GET / HTTP/2x").is_err());
+        assert!(parse_default(b"GET / HTTP/2.0x").is_err());
     }
 }

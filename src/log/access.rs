@@ -99,10 +99,18 @@ impl AccessLog {
 
     /// Write one line for `entry`, in a single write(2), or one journal entry.
     pub fn log(&mut self, entry: &Entry<'_>) {
-        let mut line = self.format.render(entry);
+        let request_id = if self.format.is_json() || matches!(self.out, Out::Journal(_)) {
+            request_id(entry, &mut self.ids)
+        } else {
+            String::new()
+        };
+        let mut line = if self.format.is_json() {
+            json_line(entry, &request_id)
+        } else {
+            self.format.render(entry)
+        };
         match &mut self.out {
             Out::Journal(j) => {
-                let request_id = request_id(entry, &mut self.ids);
                 let fields = journal_fields(entry, &line, &request_id);
                 let borrowed: Vec<(&str, &[u8])> =
                     fields.iter().map(|(k, v)| (*k, v.as_slice())).collect();
@@ -172,7 +180,71 @@ fn journal_fields(e: &Entry<'_>, line: &str, request_id: &str) -> Vec<(&'static 
     if e.disconnected {
         f.push(("CLIENT_DISCONNECTED", b"1".to_vec()));
     }
+    if let Some(thread) = e.thread {
+        f.push(("THREAD", thread.as_bytes().to_vec()));
+    }
     f
+}
+
+/// `access_log_format = json`: the journal's fields as one JSON object, keys
+/// lowercased, plus the time (RFC 3339, UTC). Request bytes are latin-1, so
+/// every value is valid UTF-8 once escaped; quotes, backslashes and control
+/// characters are escaped as JSON requires.
+fn json_line(e: &Entry<'_>, request_id: &str) -> String {
+    let fields = journal_fields(e, "", request_id);
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"time\":\"");
+    out.push_str(&rfc3339(e.started + e.duration));
+    out.push('"');
+    for (key, value) in &fields {
+        if matches!(*key, "MESSAGE" | "PRIORITY" | "SYSLOG_IDENTIFIER") {
+            continue;
+        }
+        out.push_str(",\"");
+        out.push_str(&key.to_ascii_lowercase());
+        out.push_str("\":");
+        let numeric = matches!(
+            *key,
+            "STATUS" | "RESPONSE_BYTES" | "DURATION_US" | "WORKER_PID"
+        );
+        if numeric && !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
+            out.push_str(&String::from_utf8_lossy(value));
+        } else if *key == "CLIENT_DISCONNECTED" {
+            out.push_str("true");
+        } else {
+            json_string(&mut out, value);
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// `bytes` (latin-1) as a JSON string literal.
+fn json_string(out: &mut String, bytes: &[u8]) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x00..=0x1f | 0x7f => {
+                let _ = std::fmt::Write::write_fmt(out, format_args!("\\u{b:04x}"));
+            }
+            _ => out.push(char::from(b)),
+        }
+    }
+    out.push('"');
+}
+
+/// `2026-12-01T21:59:21.123456Z`.
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let c = super::civil(t);
+    let micros = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_micros());
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
 }
 
 /// The client's `X-Request-Id` when it sent one, else a fresh id.
@@ -332,5 +404,42 @@ mod tests {
         // The other fields are still there.
         assert!(fields.iter().any(|(k, _)| *k == "REQUEST_ID"));
         assert!(fields.iter().any(|(k, _)| *k == "STATUS"));
+    }
+
+    #[test]
+    fn the_request_thread_is_a_journal_field() {
+        let f = Format::compile(DEFAULT_FORMAT).unwrap();
+        let mut e = entry(&[], &[]);
+        let line = f.render(&e);
+        assert!(
+            !journal_fields(&e, &line, "id")
+                .iter()
+                .any(|(k, _)| *k == "THREAD")
+        );
+        e.thread = Some("request-3");
+        let fields = journal_fields(&e, &line, "id");
+        assert!(fields.contains(&("THREAD", b"request-3".to_vec())));
+    }
+
+    #[test]
+    fn json_lines_carry_the_journal_fields_escaped() {
+        let f = Format::compile("json").unwrap();
+        assert!(f.is_json() && f.environ_keys().is_empty());
+        let headers = vec![("User-Agent".to_owned(), b"evil\" \\ \x01 caf\xe9".to_vec())];
+        let e = entry(&headers, &[]);
+        let line = json_line(&e, "abc");
+        let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        assert_eq!(v["request_method"], "GET");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["request_id"], "abc");
+        assert_eq!(v["user_agent"], "evil\" \\ \u{1} caf\u{e9}");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'), "{line}");
+        assert!(v.get("message").is_none());
+    }
+
+    #[test]
+    fn rfc3339_times_are_utc() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_764_626_361_123_456);
+        assert_eq!(rfc3339(t), "2025-12-01T21:59:21.123456Z");
     }
 }

@@ -73,6 +73,9 @@ pub struct Format {
     atoms: Vec<Atom>,
     /// The `{name}e` keys, lowercased, each once, in first-appearance order.
     environ_keys: Vec<String>,
+    /// `access_log_format = json`: one JSON object per line, with the fields
+    /// the journal gets (rendered by `access`, not from atoms).
+    json: bool,
 }
 
 /// What one finished request contributes to its access log line.
@@ -110,6 +113,9 @@ pub struct Entry<'a> {
     /// The client went away before the response was complete. The line looks
     /// the same; the journal entry gets `CLIENT_DISCONNECTED=1`.
     pub disconnected: bool,
+    /// The request thread that ran the app (`--threads`), for the journal's
+    /// `THREAD` field; None when it ran on the event loop's thread.
+    pub thread: Option<&'a str>,
 }
 
 impl Format {
@@ -123,7 +129,11 @@ impl Format {
         let mut f = Format {
             atoms: Vec::new(),
             environ_keys: Vec::new(),
+            json: fmt.trim() == "json",
         };
+        if f.json {
+            return Ok(f);
+        }
         let mut literal = String::new();
         let mut rest = fmt;
         while let Some(pct) = rest.find('%') {
@@ -174,6 +184,12 @@ impl Format {
     }
 
     /// Render one line (without the trailing newline).
+    /// The format is `json` (see [`Format::render`]'s caller in `access`).
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Render one line (without the trailing newline); empty for `json`.
     pub fn render(&self, e: &Entry<'_>) -> String {
         let mut out = String::with_capacity(160);
         for atom in &self.atoms {
@@ -562,6 +578,7 @@ pub(super) mod tests {
             duration: Duration::from_micros(1500),
             environ: &[],
             disconnected: false,
+            thread: None,
         }
     }
 

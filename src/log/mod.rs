@@ -245,6 +245,12 @@ impl Sink {
 
 /// Log `msg` at `level`.
 pub fn log(level: Level, msg: &str) {
+    log_from(level, msg, None);
+}
+
+/// Log `msg` at `level` for a Python logger (`gunicorn.error`, an app's): the
+/// journal entry names it as `PYTHON_LOGGER`.
+pub fn log_from(level: Level, msg: &str, python_logger: Option<&str>) {
     let threshold = LOGGER.get().map_or(Level::Info, |l| l.level);
     if level < threshold {
         return;
@@ -264,11 +270,15 @@ pub fn log(level: Level, msg: &str) {
         Sink::File { file, .. } => file.write_all(gunicorn_line(level, msg).as_bytes()),
         Sink::Journal(j) => {
             let priority = [b'0' + level.syslog_priority()];
-            let sent = j.send(&[
+            let mut fields: Vec<(&str, &[u8])> = vec![
                 ("MESSAGE", msg.as_bytes()),
                 ("PRIORITY", &priority),
                 ("SYSLOG_IDENTIFIER", SYSLOG_IDENTIFIER.as_bytes()),
-            ]);
+            ];
+            if let Some(name) = python_logger {
+                fields.push(("PYTHON_LOGGER", name.as_bytes()));
+            }
+            let sent = j.send(&fields);
             // journald gone (stopped, or a forced sink outside systemd): keep the
             // record on stderr rather than lose it.
             sent.or_else(|_| {

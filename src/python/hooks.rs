@@ -133,10 +133,24 @@ pub struct Hooks {
     set: Vec<(Hook, Py<PyAny>)>,
     cfg: Option<Py<PyAny>>,
     /// How many arguments post_request takes (2, 3 or 4), found once.
-    post_request_arity: std::cell::OnceCell<usize>,
+    post_request_arity: std::sync::OnceLock<usize>,
 }
 
 impl Hooks {
+    /// A copy holding new references to the same callables, for a worker's
+    /// request threads (which outlive the borrow the worker booted with).
+    pub fn clone_ref(&self, py: Python<'_>) -> Hooks {
+        Hooks {
+            set: self
+                .set
+                .iter()
+                .map(|(h, c)| (*h, c.clone_ref(py)))
+                .collect(),
+            cfg: self.cfg.as_ref().map(|c| c.clone_ref(py)),
+            post_request_arity: self.post_request_arity.clone(),
+        }
+    }
+
     /// Define `hook`.
     pub fn set(&mut self, hook: Hook, callable: Py<PyAny>) {
         self.set.retain(|(h, _)| *h != hook);

@@ -80,6 +80,9 @@ pub(super) enum Phase {
         since: Instant,
         in_flight: Box<InFlight>,
     },
+    /// A request thread runs this connection's request (`--threads`); its
+    /// deadline is the worker timeout's business, not the connection's.
+    InApp { since: Instant },
     /// Shut down for writing; input is discarded until EOF or [`LINGER`].
     Lingering { since: Instant },
 }
@@ -96,6 +99,8 @@ impl Phase {
                 head: Some(_),
             } => *since + t.body,
             Phase::Writing { since, .. } | Phase::Parked { since, .. } => *since + t.request,
+            // The app may take as long as it needs; a year stands for never.
+            Phase::InApp { since } => *since + Duration::from_secs(365 * 86_400),
             Phase::Lingering { since } => *since + LINGER,
         }
     }

@@ -62,6 +62,25 @@ impl Server<'_> {
         let Some(conn) = self.conns.get(slot).and_then(Option::as_ref) else {
             return;
         };
+        if self.pool.is_some() {
+            let info = conn.info.clone();
+            if let Some(conn) = self.conn_mut(slot) {
+                conn.phase = super::conn::Phase::InApp {
+                    since: started.clock,
+                };
+            }
+            if let Some(pool) = &self.pool {
+                pool.submit(super::pool::Job::Request {
+                    slot,
+                    head,
+                    info,
+                    io,
+                    keep_alive_allowed,
+                    started,
+                });
+            }
+            return;
+        }
         let handled = self
             .wsgi
             .handle(py, &head, &conn.info, io, keep_alive_allowed);
@@ -134,6 +153,7 @@ impl Server<'_> {
                 duration: started.clock.elapsed(),
                 environ: &outcome.environ_values,
                 disconnected: outcome.disconnected,
+                thread: outcome.thread.as_deref(),
             });
         }
     }
@@ -168,6 +188,7 @@ impl Server<'_> {
                 duration: Duration::ZERO,
                 environ: &[],
                 disconnected: false,
+                thread: None,
             });
         }
     }

@@ -43,12 +43,15 @@ use crate::wsgi::{ConnInfo, Wsgi};
 
 use super::abort::AbortFlag;
 use super::conn::{AfterWrite, Conn, InFlight, Phase, Timeouts, conn_info};
+use super::pool::Pool;
 use super::reload::Watcher;
 
 /// Token of the signal pipe; the reload watcher, listeners, then connections.
 const SIGNAL: Token = Token(0);
 const RELOAD: Token = Token(1);
-const LISTENER_BASE: usize = 2;
+/// A request thread finished a job (`--threads` above 1).
+const WAKE: Token = Token(2);
+const LISTENER_BASE: usize = 3;
 /// Poll interval while stopping, so grace and linger deadlines are kept closely.
 const STOPPING_TICK: Duration = Duration::from_millis(50);
 /// Source files often change in bursts (create, write, rename): wait this long
@@ -97,7 +100,9 @@ pub(super) struct Server<'a> {
     listeners: Vec<Option<Listener>>,
     pub(super) conns: Vec<Option<Conn>>,
     free: Vec<usize>,
-    pub(super) wsgi: Wsgi<'a>,
+    pub(super) wsgi: std::sync::Arc<Wsgi>,
+    /// Request threads, with `--threads` above 1; None runs requests inline.
+    pub(super) pool: Option<Pool>,
     pub(super) access: Option<AccessLog>,
     pub(super) limits: Limits,
     /// TERM received: accept nothing new, finish what is in flight.
@@ -126,7 +131,7 @@ impl<'a> Server<'a> {
         config: &'a Config,
         listeners: Vec<Listener>,
         pipe: &SignalPipe,
-        wsgi: Wsgi<'a>,
+        wsgi: Wsgi,
         access: Option<AccessLog>,
         lifecycle: Lifecycle,
     ) -> io::Result<Server<'a>> {
@@ -142,6 +147,19 @@ impl<'a> Server<'a> {
             poll.registry()
                 .register(&mut SourceFd(&w.fd()), RELOAD, Interest::READABLE)?;
         }
+        let wsgi = std::sync::Arc::new(wsgi);
+        let pool = if config.threads > 1 {
+            if !config.threaded_class {
+                crate::log::info(&format!(
+                    "sync worker with {} threads: running as gthread, as Gunicorn does",
+                    config.threads
+                ));
+            }
+            let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+            Some(Pool::start(config.threads, wsgi.clone(), waker)?)
+        } else {
+            None
+        };
         for (i, l) in listeners.iter().enumerate() {
             poll.registry().register(
                 &mut SourceFd(&l.fd.as_raw_fd()),
@@ -156,6 +174,7 @@ impl<'a> Server<'a> {
             conns: Vec::new(),
             free: Vec::new(),
             wsgi,
+            pool,
             access,
             limits: config.limits,
             stopping: false,
@@ -216,6 +235,8 @@ impl<'a> Server<'a> {
                     }
                 } else if ev.token() == RELOAD {
                     self.watch_sources();
+                } else if ev.token() == WAKE {
+                    self.collect_finished(py);
                 } else if token < self.conn_base() {
                     self.accept(token - LISTENER_BASE);
                 } else {
@@ -475,6 +496,8 @@ impl<'a> Server<'a> {
             };
             match conn.phase {
                 Phase::Lingering { .. } => return self.discard_input(slot),
+                // A request thread has the buffers; its result moves us on.
+                Phase::InApp { .. } => return,
                 Phase::Parked { .. } => {
                     if self.resume_parked(py, slot) {
                         continue;
@@ -523,7 +546,7 @@ impl<'a> Server<'a> {
     /// app ran again (the connection's phase moved on).
     fn resume_parked(&mut self, py: Python<'_>, slot: usize) -> bool {
         let now = Instant::now();
-        let Some(conn) = self.conn_mut(slot) else {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
         let Phase::Parked { in_flight, .. } = &mut conn.phase else {
@@ -548,11 +571,36 @@ impl<'a> Server<'a> {
                     head,
                     started,
                 } = *in_flight;
+                if let Some(pool) = &self.pool {
+                    conn.phase = Phase::InApp { since: now };
+                    pool.submit(super::pool::Job::Resume {
+                        slot,
+                        parked,
+                        body,
+                        head,
+                        started,
+                    });
+                    return false;
+                }
                 self.heartbeat.beat();
                 let handled = self.wsgi.resume(py, parked, body);
                 self.settle(slot, handled, head, started);
                 true
             }
+        }
+    }
+
+    /// Take the results request threads finished: settle each, then carry on
+    /// with its connection (write the response, read the next request).
+    fn collect_finished(&mut self, py: Python<'_>) {
+        let Some(pool) = &self.pool else {
+            return;
+        };
+        let finished: Vec<_> = pool.finished().collect();
+        for f in finished {
+            self.heartbeat.beat();
+            self.settle(f.slot, f.handled, f.head, f.started);
+            self.service(py, f.slot);
         }
     }
 

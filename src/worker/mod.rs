@@ -18,6 +18,7 @@ mod boot;
 mod conn;
 mod dispatch;
 mod event_loop;
+mod pool;
 mod reload;
 
 use std::os::fd::OwnedFd;

@@ -9,8 +9,6 @@
 //! (unless `header_map = dangerous`): with `-` and `_` both mapping to `_`,
 //! they could spoof a header set by a proxy.
 
-use std::cell::RefCell;
-
 use crate::config::{HeaderMap, HeaderVerdict};
 use std::collections::HashMap;
 
@@ -54,7 +52,7 @@ pub(crate) struct EnvironBuilder {
     header_map: HeaderMap,
     /// `forwarder_headers`: names a trusted proxy may send despite `header_map`.
     forwarder_headers: Vec<String>,
-    header_keys: RefCell<HashMap<String, Py<PyString>>>,
+    header_keys: std::sync::Mutex<HashMap<String, Py<PyString>>>,
 }
 
 impl EnvironBuilder {
@@ -62,6 +60,7 @@ impl EnvironBuilder {
     pub fn new(
         py: Python<'_>,
         multiprocess: bool,
+        multithread: bool,
         script_name: &str,
         header_map: HeaderMap,
         forwarder_headers: Vec<String>,
@@ -70,7 +69,7 @@ impl EnvironBuilder {
         t.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
         t.set_item("wsgi.url_scheme", "http")?;
         t.set_item("wsgi.errors", Py::new(py, Errors)?)?;
-        t.set_item("wsgi.multithread", false)?;
+        t.set_item("wsgi.multithread", multithread)?;
         t.set_item("wsgi.multiprocess", multiprocess)?;
         t.set_item("wsgi.run_once", false)?;
         t.set_item("wsgi.input_terminated", true)?;
@@ -85,7 +84,7 @@ impl EnvironBuilder {
             script_name: script_name.to_owned(),
             header_map,
             forwarder_headers,
-            header_keys: RefCell::new(HashMap::new()),
+            header_keys: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -194,7 +193,10 @@ impl EnvironBuilder {
 
     /// `HTTP_X_FORWARDED_FOR` for `X-Forwarded-For`, cached.
     fn header_key(&self, py: Python<'_>, name: &str) -> Py<PyString> {
-        let mut cache = self.header_keys.borrow_mut();
+        let mut cache = self
+            .header_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(k) = cache.get(name) {
             return k.clone_ref(py);
         }

@@ -12,10 +12,9 @@
 //! `crate::sockio`; the blocking ones only where PEP 3333 makes the app wait,
 //! with the GIL released.
 
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::RawFd;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pyo3::Python;
@@ -27,8 +26,30 @@ use crate::sockio;
 /// Output buffered beyond this is written out before the app may produce more.
 const HIGH_WATER: usize = 256 * 1024;
 
-/// Shared handle to the exchange.
-pub(crate) type Shared = Rc<RefCell<Exchange>>;
+/// Shared handle to the exchange: the request's Python objects may be used
+/// from any of the worker's Python threads.
+pub(crate) type Shared = Arc<Mutex<Exchange>>;
+
+/// Lock the exchange from server code, which never holds it across a wait
+/// for another thread. A panic while it was held cannot have left it
+/// half-written in a way that matters more than answering, so poisoning is
+/// ignored.
+pub(crate) fn lock(ex: &Shared) -> MutexGuard<'_, Exchange> {
+    ex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Lock the exchange from one of the app's calls. Another thread of the app
+/// may hold it across a blocking read or write (GIL released); waiting here
+/// with the GIL held would deadlock, so that is an error instead.
+pub(crate) fn acquire(ex: &Shared) -> pyo3::PyResult<MutexGuard<'_, Exchange>> {
+    match ex.try_lock() {
+        Ok(g) => Ok(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "this request's WSGI objects are in use by another thread",
+        )),
+    }
+}
 
 /// Why the response could not be completed.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,6 @@
 //! app asks for is held in memory, so a 1 GiB upload read in 64 KiB pieces costs
 //! 64 KiB. `read()` without a size reads the whole body, as the app asked.
 
-use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
@@ -14,7 +13,7 @@ use super::exchange::Shared;
 const CHUNK: usize = 64 * 1024;
 
 /// The `wsgi.input` object.
-#[pyclass(unsendable, module = "rgunicorn")]
+#[pyclass(module = "rgunicorn")]
 pub(crate) struct Input {
     /// The exchange this input reads from.
     pub exchange: Shared,
@@ -38,11 +37,43 @@ impl Input {
             out.extend(self.line_buf.drain(..take));
             return Ok(take);
         }
-        let mut ex = self
-            .exchange
-            .try_borrow_mut()
-            .map_err(|_| PyOSError::new_err("wsgi.input is in use by another call"))?;
+        let mut ex = super::exchange::acquire(&self.exchange)?;
         Ok(ex.read_body(py, out, max)?)
+    }
+
+    /// Body bytes still to come (the line buffer included), when known.
+    fn known_remaining(&self) -> Option<u64> {
+        let ex = super::exchange::lock(&self.exchange);
+        if ex.finished {
+            return Some(0);
+        }
+        ex.body.remaining().map(|n| n + self.line_buf.len() as u64)
+    }
+
+    /// Exactly `n` body bytes, read into a new bytes object in place.
+    fn read_exact_into_bytes<'py>(
+        &mut self,
+        py: Python<'py>,
+        n: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        PyBytes::new_with(py, n, |buf| {
+            let mut filled = 0;
+            while filled < n {
+                chunk.clear();
+                let got = self.pull(py, &mut chunk, (n - filled).min(CHUNK))?;
+                if got == 0 {
+                    // The framing promised more; the body ended (a bug, or the
+                    // client): report what arrived as a short read.
+                    return Err(super::exchange::ClientDisconnected::new_err(format!(
+                        "request body ended after {filled} of {n} bytes"
+                    )));
+                }
+                buf[filled..filled + got].copy_from_slice(&chunk[..got]);
+                filled += got;
+            }
+            Ok(())
+        })
     }
 
     fn read_line(&mut self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
@@ -85,6 +116,16 @@ impl Input {
     #[pyo3(signature = (size=None))]
     fn read<'py>(&mut self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
         let limit = size_arg(size);
+        // A Content-Length body of known size goes straight into the bytes
+        // object the app gets: one copy of the body in memory, not two.
+        let known = self
+            .known_remaining()
+            .map(|n| limit.map_or(n, |l| n.min(l as u64)));
+        if let Some(n) = known.and_then(|n| usize::try_from(n).ok())
+            && n > CHUNK
+        {
+            return self.read_exact_into_bytes(py, n);
+        }
         let mut out = Vec::new();
         loop {
             let max = limit.map_or(CHUNK, |l| (l - out.len()).min(CHUNK));

@@ -19,9 +19,8 @@ mod start_response;
 pub use environ::ConnInfo;
 pub use forwarded::is_forwarder_header;
 
-use std::cell::RefCell;
 use std::os::fd::RawFd;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -73,6 +72,8 @@ pub struct Outcome {
     pub disconnected: bool,
     /// Values of the environ keys the access log asked for, in its order.
     pub environ_values: Vec<Option<String>>,
+    /// The request thread that ran it (`--threads`); None on the loop's thread.
+    pub thread: Option<String>,
 }
 
 /// What [`Wsgi::handle`] left behind.
@@ -105,8 +106,7 @@ impl Parked {
     /// # Errors
     /// The client reset the connection.
     pub fn try_flush(&mut self) -> std::io::Result<bool> {
-        self.ex
-            .borrow_mut()
+        exchange::lock(&self.ex)
             .try_flush()
             .map_err(|e| std::io::Error::other(e.to_string()))
     }
@@ -122,23 +122,23 @@ impl Drop for Parked {
 }
 
 /// Per-worker WSGI state: the app and the environ template.
-pub struct Wsgi<'a> {
+pub struct Wsgi {
     app: Py<PyAny>,
     /// Request hooks from the config file, with this worker's view for them.
-    hooks: Option<(&'a Hooks, WorkerView)>,
+    hooks: Option<(Hooks, WorkerView)>,
     /// The settings the front-end trust rules read.
     config: Config,
     environ: EnvironBuilder,
-    server: Rc<[u8]>,
+    server: Arc<[u8]>,
     io_timeout: Duration,
     /// Use sendfile(2) for file_wrapper responses.
     sendfile: bool,
-    date: RefCell<crate::http::response::DateCache>,
+    date: Mutex<crate::http::response::DateCache>,
     /// Environ keys the access log format reads (lowercased), in its order.
     access_environ_keys: Vec<String>,
 }
 
-impl<'a> Wsgi<'a> {
+impl Wsgi {
     /// Prepare to serve `app`.
     ///
     /// # Errors
@@ -147,26 +147,29 @@ impl<'a> Wsgi<'a> {
         py: Python<'_>,
         app: Py<PyAny>,
         config: &Config,
-        hooks: &'a Hooks,
+        hooks: &Hooks,
         worker: WorkerView,
         access_environ_keys: Vec<String>,
-    ) -> PyResult<Wsgi<'a>> {
+    ) -> PyResult<Wsgi> {
         Ok(Wsgi {
             app,
-            hooks: hooks.has_request_hooks().then_some((hooks, worker)),
+            hooks: hooks
+                .has_request_hooks()
+                .then(|| (hooks.clone_ref(py), worker)),
             config: config.clone(),
             environ: EnvironBuilder::new(
                 py,
                 config.workers > 1,
+                config.threads > 1,
                 &config.script_name,
                 config.header_map,
                 config.forwarder_headers.clone(),
             )?,
-            server: Rc::from(config.server_header.as_bytes()),
+            server: Arc::from(config.server_header.as_bytes()),
             // A client that neither sends nor reads for `timeout` seconds is gone.
             io_timeout: config.io_timeout(),
             sendfile: config.sendfile_enabled,
-            date: RefCell::new(crate::http::response::DateCache::new()),
+            date: Mutex::new(crate::http::response::DateCache::new()),
             access_environ_keys,
         })
     }
@@ -183,7 +186,7 @@ impl<'a> Wsgi<'a> {
         io: ConnIo,
         keep_alive_allowed: bool,
     ) -> Handled {
-        let ex = Rc::new(RefCell::new(Exchange {
+        let ex = Arc::new(Mutex::new(Exchange {
             fd: io.fd,
             body: RequestBody::new(
                 io.rbuf,
@@ -197,7 +200,12 @@ impl<'a> Wsgi<'a> {
             head_ctx: HeadContext {
                 version: head.version,
                 is_head: head.method == "HEAD",
-                date: self.date.borrow_mut().get().to_vec(),
+                date: self
+                    .date
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get()
+                    .to_vec(),
                 server: self.server.clone(),
             },
             io_timeout: self.io_timeout,
@@ -206,7 +214,7 @@ impl<'a> Wsgi<'a> {
             client_gone: false,
         }));
 
-        let req = self.hooks.and_then(|(hooks, worker)| {
+        let req = self.hooks.as_ref().and_then(|(hooks, worker)| {
             let req = Hooks::request_object(
                 py,
                 &head.method,
@@ -220,7 +228,7 @@ impl<'a> Wsgi<'a> {
                 &head.headers,
             )
             .ok()?;
-            hooks.pre_request(py, worker, &req);
+            hooks.pre_request(py, *worker, &req);
             Some(req.unbind())
         });
         let forwarded = forwarded::forwarded(&self.config, conn, head);
@@ -236,7 +244,7 @@ impl<'a> Wsgi<'a> {
             Err(why) => {
                 crate::log::debug!("bad request {}: {why}", head.target);
                 {
-                    let e = &mut *parked.ex.borrow_mut();
+                    let e = &mut *exchange::lock(&parked.ex);
                     e.response
                         .error_page(&mut e.wbuf, &e.head_ctx, 400, "Bad Request");
                 }
@@ -262,7 +270,7 @@ impl<'a> Wsgi<'a> {
             Iterated::AppError(err) => self.app_error(py, &parked.target, &parked.ex, &err),
             Iterated::Io(failure) => {
                 crate::log::debug!("{}: {failure}", parked.target);
-                let mut e = parked.ex.borrow_mut();
+                let mut e = exchange::lock(&parked.ex);
                 e.client_gone = true;
                 e.response.break_off();
             }
@@ -277,7 +285,7 @@ impl<'a> Wsgi<'a> {
             }
             _ => Vec::new(),
         };
-        let mut e = parked.ex.borrow_mut();
+        let mut e = exchange::lock(&parked.ex);
         e.finished = true;
         // The next request starts after this one's body: skip what is left of
         // it when it is already here and small, else close.
@@ -297,6 +305,10 @@ impl<'a> Wsgi<'a> {
             body_bytes: sent.body_bytes,
             headers: sent.headers,
             disconnected: e.client_gone,
+            thread: std::thread::current()
+                .name()
+                .filter(|n| n.starts_with("request-"))
+                .map(str::to_owned),
             environ_values,
         })
     }
@@ -304,18 +316,18 @@ impl<'a> Wsgi<'a> {
     /// The `post_request` hook, with what was sent.
     fn post_request(&self, py: Python<'_>, parked: &Parked) {
         let (Some((hooks, worker)), Some(req), Some(environ)) =
-            (self.hooks, &parked.req, &parked.environ)
+            (&self.hooks, &parked.req, &parked.environ)
         else {
             return;
         };
-        let e = parked.ex.borrow();
+        let e = exchange::lock(&parked.ex);
         let sent = &e.response.sent;
         let status_line = String::from_utf8_lossy(&sent.status).into_owned();
         let resp =
             Hooks::response_object(py, sent.code, &status_line, &sent.headers, sent.body_bytes);
         drop(e);
         if let Ok(resp) = resp {
-            hooks.post_request(py, worker, req.bind(py), environ.bind(py).as_any(), &resp);
+            hooks.post_request(py, *worker, req.bind(py), environ.bind(py).as_any(), &resp);
         }
     }
 
@@ -352,7 +364,7 @@ impl<'a> Wsgi<'a> {
     /// A failure the client caused while sending its body is answered for what
     /// it is (400, 408, or nothing to a client that is gone), without a traceback.
     fn app_error(&self, py: Python<'_>, target: &str, ex: &exchange::Shared, err: &PyErr) {
-        let body_failure = ex.borrow().body.failure.clone();
+        let body_failure = exchange::lock(ex).body.failure.clone();
         let answer = match &body_failure {
             Some(BodyFailure::Malformed(bad)) => {
                 crate::log::debug!("Bad request body for {target}: {bad}");
@@ -384,7 +396,7 @@ impl<'a> Wsgi<'a> {
                 Some((500, "Internal Server Error"))
             }
         };
-        let mut e = ex.borrow_mut();
+        let mut e = exchange::lock(ex);
         let Some((code, reason)) = answer else {
             // Nobody is left to answer: nginx's 499 "client closed request"
             // marks it in the access log.

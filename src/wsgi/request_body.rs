@@ -76,6 +76,12 @@ impl RequestBody {
         }
     }
 
+    /// Body bytes still to come, when the framing says (Content-Length).
+    pub fn remaining(&self) -> Option<u64> {
+        let spilled = (self.spill.len() - self.spill_pos) as u64;
+        self.decoder.remaining_hint().map(|n| n + spilled)
+    }
+
     /// The whole body has been read.
     pub fn is_done(&self) -> bool {
         self.decoder.is_done() && self.spill_pos >= self.spill.len()

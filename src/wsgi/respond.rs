@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyIterator, PyList, PyTuple};
 
 use std::os::fd::RawFd;
 
-use super::exchange::{IoFailure, Shared};
+use super::exchange::{IoFailure, Shared, lock};
 
 /// `wsgi.file_wrapper(filelike, blksize=8192)`.
 #[pyclass(module = "rgunicorn")]
@@ -113,7 +113,7 @@ pub(crate) fn start(
                 Err(_) => return Iterated::AppError(not_bytes(item)),
             }
         }
-        if total > 0 && ex.borrow_mut().ensure_head(Some(total)).is_err() {
+        if total > 0 && lock(ex).ensure_head(Some(total)).is_err() {
             return Iterated::AppError(no_start_response());
         }
     }
@@ -156,15 +156,15 @@ pub(crate) fn close_result(py: Python<'_>, result: &Bound<'_, PyAny>) {
 /// finishes the write before the app runs again.
 fn pump(ex: &Shared, mut iter: Bound<'_, PyIterator>, streaming: bool) -> Iterated {
     loop {
-        if streaming && !ex.borrow().wbuf.is_empty() {
-            let mut e = ex.borrow_mut();
+        if streaming && !lock(ex).wbuf.is_empty() {
+            let mut e = lock(ex);
             match e.try_flush() {
                 Err(err) => return Iterated::Io(err),
                 Ok(false) => return Iterated::Parked(Rest::Iter(iter.unbind())),
                 Ok(true) => {}
             }
-        } else if ex.borrow().over_high_water() {
-            let mut e = ex.borrow_mut();
+        } else if lock(ex).over_high_water() {
+            let mut e = lock(ex);
             if let Err(err) = e.try_flush() {
                 return Iterated::Io(err);
             }
@@ -193,7 +193,7 @@ fn write_chunk(ex: &Shared, data: &[u8]) -> Result<(), Iterated> {
     if data.is_empty() {
         return Ok(());
     }
-    let mut e = ex.borrow_mut();
+    let mut e = lock(ex);
     if e.ensure_head(None).is_err() {
         return Err(Iterated::AppError(no_start_response()));
     }
@@ -202,7 +202,7 @@ fn write_chunk(ex: &Shared, data: &[u8]) -> Result<(), Iterated> {
 
 /// The body is over: an empty body with no head yet gets Content-Length: 0.
 fn end(ex: &Shared) -> Iterated {
-    let mut e = ex.borrow_mut();
+    let mut e = lock(ex);
     if e.ensure_head(Some(0)).is_err() {
         return Iterated::AppError(no_start_response());
     }
@@ -226,7 +226,7 @@ fn start_sendfile(py: Python<'_>, ex: &Shared, fw: &FileWrapper) -> Option<Itera
     };
     let available = (size - offset).max(0) as u64;
     {
-        let mut e = ex.borrow_mut();
+        let mut e = lock(ex);
         if e.ensure_head(Some(available)).is_err() {
             return Some(Iterated::AppError(no_start_response()));
         }
@@ -244,7 +244,7 @@ fn start_sendfile(py: Python<'_>, ex: &Shared, fw: &FileWrapper) -> Option<Itera
 
 /// Send the head, then the file, as far as the socket takes it now.
 fn pump_file(ex: &Shared, fd: RawFd, mut offset: i64, mut remaining: u64) -> Iterated {
-    let mut e = ex.borrow_mut();
+    let mut e = lock(ex);
     let parked = |offset, remaining| {
         Iterated::Parked(Rest::File {
             fd,

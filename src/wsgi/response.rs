@@ -51,7 +51,7 @@ pub(crate) struct HeadContext {
     /// `Date` value for this response.
     pub date: Vec<u8>,
     /// `Server` header value (empty: none).
-    pub server: std::rc::Rc<[u8]>,
+    pub server: std::sync::Arc<[u8]>,
 }
 
 /// Where the response is.
@@ -366,7 +366,7 @@ mod tests {
             version,
             is_head,
             date: DATE.to_vec(),
-            server: std::rc::Rc::from(&b""[..]),
+            server: std::sync::Arc::from(&b""[..]),
         }
     }
 

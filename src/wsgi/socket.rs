@@ -17,10 +17,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use socket2::{SockAddr, SockRef};
 
-use super::exchange::Shared;
+use super::exchange::{Shared, acquire};
 
 /// The `gunicorn.socket` view of one request's connection.
-#[pyclass(unsendable, module = "rgunicorn", name = "ConnectionSocket")]
+#[pyclass(module = "rgunicorn", name = "ConnectionSocket")]
 pub(crate) struct ConnSocket {
     /// The exchange whose connection this is; `finished` closes the view.
     pub exchange: Shared,
@@ -29,7 +29,7 @@ pub(crate) struct ConnSocket {
 impl ConnSocket {
     /// The live descriptor, or EBADF once the request is over.
     fn fd(&self) -> PyResult<i32> {
-        let ex = self.exchange.borrow();
+        let ex = acquire(&self.exchange)?;
         if ex.finished {
             return Err(PyOSError::new_err((
                 libc::EBADF,

@@ -10,13 +10,13 @@ use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::exchange::{IoFailure, Shared};
+use super::exchange::{IoFailure, Shared, acquire};
 use super::response::Pending;
 use crate::http::head::Version;
 use crate::http::response::{is_hop_by_hop, valid_header_name, valid_header_value};
 
 /// The `start_response` callable given to the app.
-#[pyclass(unsendable, module = "rgunicorn")]
+#[pyclass(module = "rgunicorn")]
 pub(crate) struct StartResponse {
     /// The exchange this response belongs to.
     pub exchange: Shared,
@@ -34,7 +34,7 @@ impl StartResponse {
     ) -> PyResult<Writer> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         if let Some(info) = exc_info
-            && self.exchange.borrow().response.head_sent()
+            && acquire(&self.exchange)?.response.head_sent()
         {
             // PEP 3333: too late to change the response; re-raise.
             let info = info.cast::<PyTuple>()?;
@@ -45,11 +45,11 @@ impl StartResponse {
             }
             return Err(err);
         }
-        if exc_info.is_none() && self.exchange.borrow().response.started() {
+        if exc_info.is_none() && acquire(&self.exchange)?.response.started() {
             return Err(PyAssertionError::new_err("Response headers already set!"));
         }
         let (pending, must_close) = parse_response(status, headers)?;
-        let mut ex = self.exchange.borrow_mut();
+        let mut ex = acquire(&self.exchange)?;
         if must_close {
             ex.response.close_after();
         }
@@ -154,7 +154,7 @@ fn latin1(s: &str, what: &str) -> PyResult<Vec<u8>> {
 }
 
 /// The `write(data)` callable returned by `start_response`.
-#[pyclass(unsendable, module = "rgunicorn")]
+#[pyclass(module = "rgunicorn")]
 pub(crate) struct Writer {
     exchange: Shared,
 }
@@ -165,7 +165,7 @@ impl Writer {
         let data = data
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() argument must be bytes"))?;
-        let mut ex = self.exchange.borrow_mut();
+        let mut ex = acquire(&self.exchange)?;
         if ex.finished {
             return Err(PyValueError::new_err("write() after the response ended"));
         }
@@ -183,7 +183,7 @@ impl Writer {
 /// the `Link` headers name while the app computes the real response. Ignored
 /// for HTTP/1.0 clients (which do not understand 1xx) and once the final
 /// response has begun; may be called more than once.
-#[pyclass(unsendable, module = "rgunicorn")]
+#[pyclass(module = "rgunicorn")]
 pub(crate) struct EarlyHints {
     /// The exchange whose connection the hints go to.
     pub exchange: Shared,
@@ -204,7 +204,7 @@ impl EarlyHints {
             block.extend_from_slice(b"\r\n");
         }
         block.extend_from_slice(b"\r\n");
-        let ex = self.exchange.borrow();
+        let ex = acquire(&self.exchange)?;
         if ex.finished || ex.response.head_sent() || ex.head_ctx.version == Version::Http10 {
             return Ok(());
         }

@@ -40,7 +40,8 @@ pub static ACCESS_LOG_FORMAT: Setting = Setting {
           request header, {name}o for a response header, {name}e for a WSGI environ \
           variable; %% is a literal %. Quotes, backslashes and bytes outside printable \
           ASCII in values are escaped, so a request cannot forge fields. An unknown \
-          atom is a startup error.",
+          atom is a startup error. The value json (an rgunicorn extension) writes one \
+          JSON object per request with the fields the journal gets.",
     env_fallback: None,
     process: Process::Worker,
     support: Support::Full,

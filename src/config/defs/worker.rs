@@ -102,11 +102,15 @@ pub static WORKER_CLASS: Setting = Setting {
     env_fallback: None,
     process: Process::Master,
     support: Support::Full,
-    apply: |_, v| match v.trim() {
-        "sync"
-        | "gthread"
-        | "gunicorn.workers.sync.SyncWorker"
-        | "gunicorn.workers.gthread.ThreadWorker" => Ok(()),
+    apply: |c, v| match v.trim() {
+        "sync" | "gunicorn.workers.sync.SyncWorker" => {
+            c.threaded_class = false;
+            Ok(())
+        }
+        "gthread" | "gunicorn.workers.gthread.ThreadWorker" => {
+            c.threaded_class = true;
+            Ok(())
+        }
         "gevent"
         | "eventlet"
         | "tornado"
@@ -130,14 +134,20 @@ pub static THREADS: Setting = Setting {
     section: Section::Worker,
     default: "1",
     summary: "The number of worker threads for handling requests",
-    doc: "Only 1 is supported yet: each worker runs the app on one Python thread.",
+    doc: "Python threads per worker that run requests, as Gunicorn's gthread; with \
+          -k sync and more than 1 the worker runs as gthread, as in Gunicorn. The \
+          event loop keeps all socket I/O on its own, so threads help apps that wait \
+          (databases, HTTP APIs, time.sleep) and not CPU-bound Python, which the GIL \
+          runs one thread at a time. 1 runs requests on the loop's own thread.",
     env_fallback: None,
     process: Process::Worker,
     support: Support::Full,
-    apply: |_, v| match parse_uint::<usize>(v)? {
-        1 => Ok(()),
+    apply: |c, v| match parse_uint::<usize>(v)? {
         0 => Err("must be at least 1".into()),
-        _ => Err("more than one thread per worker is not supported yet".into()),
+        n => {
+            c.threads = n;
+            Ok(())
+        }
     },
 };
 
