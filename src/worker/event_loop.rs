@@ -57,6 +57,8 @@ const STOPPING_TICK: Duration = Duration::from_millis(50);
 /// Source files often change in bursts (create, write, rename): wait this long
 /// after the first change before stopping, so the next worker imports the result.
 const RELOAD_SETTLE: Duration = Duration::from_millis(100);
+/// A connection younger than this is never shed for a new one.
+const SHED_AGE: Duration = Duration::from_millis(200);
 /// Bodies up to this size are read completely before the app is called.
 const BUFFER_BODY_LIMIT: u64 = 64 * 1024;
 
@@ -255,6 +257,7 @@ impl<'a> Server<'a> {
                 self.reload_at = None;
                 self.begin_stop(Retire::Reload(w.first_change().unwrap_or_default()));
             }
+            self.retry_accept();
             if self.stopping || now.duration_since(self.last_sweep) >= Duration::from_millis(500) {
                 self.last_sweep = now;
                 self.sweep(now);
@@ -263,7 +266,8 @@ impl<'a> Server<'a> {
     }
 
     fn poll_timeout(&self) -> Duration {
-        if self.stopping {
+        if self.stopping || self.at_capacity {
+            // At capacity: look again soon for a connection old enough to shed.
             STOPPING_TICK
         } else if self.reload_at.is_some() {
             RELOAD_SETTLE
@@ -335,7 +339,8 @@ impl<'a> Server<'a> {
             // accepts again).
             let full = self.conns.len() - self.free.len() >= self.config.worker_connections;
             let victim = if full {
-                match shed_candidate(self.conns.iter().map(|c| c.as_ref().map(|c| &c.phase))) {
+                let phases = self.conns.iter().map(|c| c.as_ref().map(|c| &c.phase));
+                match shed_candidate(phases, Instant::now()) {
                     Some(v) => Some(v),
                     None => {
                         self.at_capacity = true;
@@ -479,6 +484,17 @@ impl<'a> Server<'a> {
                 }) => self.close(i),
                 Some(_) => self.linger(i),
                 None => {}
+            }
+        }
+    }
+
+    /// Full, with clients maybe waiting in the backlog: a connection may have
+    /// aged into one that can be shed since the last look.
+    fn retry_accept(&mut self) {
+        if self.at_capacity && !self.stopping {
+            self.at_capacity = false;
+            for index in 0..self.listeners.len() {
+                self.accept(index);
             }
         }
     }
@@ -675,13 +691,21 @@ impl<'a> Server<'a> {
 
 /// The connection to shed for a new one when `worker_connections` is full:
 /// of those without a complete request head (idle, or part of a head in),
-/// the one that has waited longest. Never one the app is serving or whose
-/// response is being written.
-fn shed_candidate<'c>(phases: impl Iterator<Item = Option<&'c Phase>>) -> Option<usize> {
+/// the one that has waited longest, if it has waited at least [`SHED_AGE`]:
+/// a connection just accepted has not had the chance to send anything. Never
+/// one the app is serving or whose response is being written.
+fn shed_candidate<'c>(
+    phases: impl Iterator<Item = Option<&'c Phase>>,
+    now: Instant,
+) -> Option<usize> {
     phases
         .enumerate()
         .filter_map(|(slot, phase)| match phase? {
-            Phase::Idle { since } | Phase::Reading { since, head: None } => Some((*since, slot)),
+            Phase::Idle { since } | Phase::Reading { since, head: None }
+                if now.saturating_duration_since(*since) >= SHED_AGE =>
+            {
+                Some((*since, slot))
+            }
             _ => None,
         })
         .min()
@@ -782,11 +806,20 @@ mod tests {
             Some(Phase::Idle { since: at(3) }),
             Some(Phase::Lingering { since: at(0) }),
         ];
-        assert_eq!(shed_candidate(phases.iter().map(Option::as_ref)), Some(3));
+        let now = at(7);
+        assert_eq!(
+            shed_candidate(phases.iter().map(Option::as_ref), now),
+            Some(3)
+        );
+        // Nothing has had long enough to send its head yet.
+        assert_eq!(
+            shed_candidate(phases.iter().map(Option::as_ref), at(2)),
+            None
+        );
         let busy = [Some(Phase::Writing {
             since: at(0),
             then: super::super::conn::AfterWrite::Close,
         })];
-        assert_eq!(shed_candidate(busy.iter().map(Option::as_ref)), None);
+        assert_eq!(shed_candidate(busy.iter().map(Option::as_ref), now), None);
     }
 }
