@@ -348,6 +348,10 @@ fn parse_normalised(
         check_partial(buf.len(), rest, limits)?;
         return Ok(None);
     };
+    // The limits hold for the lines as sent, as they did while incomplete.
+    if let Some(request_lf) = memchr(b'\n', rest) {
+        check_field_lines(&rest[request_lf + 1..end], limits)?;
+    }
     let copy = normalise_fields(&rest[..end], &limits.leniency);
     let strict = Limits {
         leniency: Leniency {
@@ -510,19 +514,54 @@ fn check_partial(buffered: usize, rest: &[u8], limits: &Limits) -> Result<(), Pa
     let Some(request_lf) = memchr(b'\n', rest) else {
         return Ok(());
     };
-    let section = &rest[request_lf + 1..];
+    check_field_lines(&rest[request_lf + 1..], limits)
+}
+
+/// `limit_request_fields` and `limit_request_field_size` over the field lines
+/// of `section` as they arrived (complete ones, then a growing last one), up
+/// to an empty line.
+///
+/// With `permit_obsolete_folding`, a continuation line belongs to the field
+/// above it, as in Gunicorn: it is not another field, and its length, CRLF
+/// included, adds to that field's. Lengths are those of the bytes sent, so
+/// the switches' rewriting never lets a longer line through than the
+/// incomplete head was held to.
+fn check_field_lines(section: &[u8], limits: &Limits) -> Result<(), ParseError> {
     let fields = limits.max_fields();
+    let folding = limits.leniency.obsolete_folding;
     let mut count = 0;
+    // Bytes of the current field so far, each line's CRLF counted.
+    let mut field = 0usize;
     let mut start = 0;
-    for lf in memchr_iter(b'\n', section) {
-        check_field_len(line_len(&section[start..lf]), limits.field_size)?;
-        count += 1;
-        if count > fields {
+    let ends = memchr_iter(b'\n', section).map(Some).chain([None]);
+    for lf in ends {
+        let line = &section[start..lf.unwrap_or(section.len())];
+        let len = line_len(line);
+        if len == 0 && lf.is_some() {
+            return Ok(());
+        }
+        let continues = folding && count > 0 && matches!(line.first(), Some(b' ' | b'\t'));
+        if continues {
+            field = field.saturating_add(len + 2);
+        } else {
+            field = len + 2;
+            count += 1;
+        }
+        if limits.field_size != 0 && field > limits.field_size {
+            return Err(ParseError::HeaderTooLarge {
+                limit: limits.field_size,
+            });
+        }
+        // A growing last line is not a field yet.
+        if count > fields && lf.is_some() {
             return Err(ParseError::TooManyHeaders { limit: fields });
         }
-        start = lf + 1;
+        match lf {
+            Some(lf) => start = lf + 1,
+            None => break,
+        }
     }
-    check_field_len(line_len(&section[start..]), limits.field_size)
+    Ok(())
 }
 
 /// `len` excludes the line's CRLF; Gunicorn counts it against the limit.
@@ -533,17 +572,27 @@ fn check_field_len(len: usize, limit: usize) -> Result<(), ParseError> {
     Ok(())
 }
 
-/// Length of the header line `name: value` as it appeared in the buffer,
-/// trailing OWS excluded.
-fn field_line_len(h: &httparse::Header<'_>) -> usize {
-    // Both slices point into the same line of the input buffer. An empty value
-    // may point elsewhere, so then name and colon are the measure.
-    let start = h.name.as_ptr() as usize;
-    let end = h.value.as_ptr() as usize + h.value.len();
-    match end.checked_sub(start) {
-        Some(len) if !h.value.is_empty() => len,
-        _ => h.name.len() + 1,
-    }
+/// Length of the header line `name: value` as it appeared in `rest` (the
+/// buffer httparse read), trailing OWS included and the line end excluded:
+/// the same bytes [`check_partial`] measured while the line was arriving, and
+/// what Gunicorn counts.
+fn field_line_len(h: &httparse::Header<'_>, rest: &[u8]) -> usize {
+    // The name points into `rest`; so does a non-empty value, on the same
+    // line. An empty value may point elsewhere: then the line goes on after
+    // the colon.
+    let base = rest.as_ptr() as usize;
+    let start = (h.name.as_ptr() as usize).wrapping_sub(base);
+    let value_end = (h.value.as_ptr() as usize + h.value.len()).wrapping_sub(base);
+    let after = if !h.value.is_empty() && value_end <= rest.len() {
+        value_end
+    } else {
+        start.saturating_add(h.name.len() + 1)
+    };
+    let Some(tail) = rest.get(after..) else {
+        return h.name.len() + 1 + h.value.len();
+    };
+    let end = after + memchr2(b'\r', b'\n', tail).unwrap_or(tail.len());
+    end.saturating_sub(start)
 }
 
 /// Turn a complete `httparse` result into an owned head, applying field size
@@ -567,7 +616,7 @@ fn build(
     let mut fields = FieldFacts::default();
     let mut headers = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
-        check_field_len(field_line_len(h), limits.field_size)?;
+        check_field_len(field_line_len(h, rest), limits.field_size)?;
         fields.observe(h.name, h.value)?;
         headers.push((h.name.to_owned(), h.value.to_vec()));
     }
@@ -1177,6 +1226,18 @@ mod tests {
         // A complete earlier line over the limit fails while the head is incomplete.
         let e = parse(b"GET / HTTP/1.1\r\nA: 345678\r\nB: 1", &limits).unwrap_err();
         assert_eq!(e, ParseError::HeaderTooLarge { limit: 10 });
+        // Trailing whitespace counts, whole or in pieces (found by the `head`
+        // fuzz target: the complete line was measured without it).
+        let padded = b"GET / HTTP/1.1\r\nA: 3456 \t\r\n\r\n";
+        assert_eq!(
+            parse(padded, &limits),
+            Err(ParseError::HeaderTooLarge { limit: 10 })
+        );
+        let fits = b"GET / HTTP/1.1\r\nA: 3456\t\r\nB:\r\n\r\n";
+        assert!(parse(fits, &limits).unwrap().is_some());
+        for end in 1..fits.len() {
+            assert_eq!(parse(&fits[..end], &limits), Ok(None), "{end}");
+        }
     }
 
     #[test]
@@ -1621,5 +1682,40 @@ mod tests {
         // A line that can no longer end in a version is refused at once.
         assert!(parse_default(b"GET / HTTP/2x").is_err());
         assert!(parse_default(b"GET / HTTP/2.0x").is_err());
+    }
+
+    // Found by the `head` fuzz target: the incomplete head was held to
+    // per-line counts the complete, folded one was not.
+    #[test]
+    fn folded_and_stripped_heads_meet_limits_the_same_in_pieces() {
+        let limits = Limits {
+            fields: 2,
+            field_size: 24,
+            leniency: Leniency {
+                obsolete_folding: true,
+                strip_header_spaces: true,
+                ..Leniency::default()
+            },
+            ..Limits::default()
+        };
+        // Two fields, one of them folded over three lines: within the limits.
+        let req = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n 3\r\n\r\n";
+        let (h, used) = parse(req, &limits).unwrap().unwrap();
+        assert_eq!((h.header("x-a"), used), (Some(&b"1 2 3"[..]), req.len()));
+        for end in 1..used {
+            assert_eq!(parse(&req[..end], &limits), Ok(None), "{end}");
+        }
+        // Stripped spaces still count: the line as sent is 28 bytes.
+        let spaced = b"GET / HTTP/1.1\r\nX-A                    : 1\r\n\r\n";
+        assert_eq!(
+            parse(spaced, &limits),
+            Err(ParseError::HeaderTooLarge { limit: 24 })
+        );
+        // A third field is one too many, folded or not.
+        let three = b"GET / HTTP/1.1\r\nA: 1\r\n 2\r\nB: 3\r\nC: 4\r\n\r\n";
+        assert_eq!(
+            parse(three, &limits),
+            Err(ParseError::TooManyHeaders { limit: 2 })
+        );
     }
 }
