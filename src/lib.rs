@@ -27,6 +27,7 @@
 //! worker/        one worker: boot, epoll event loop driving each connection's
 //!                phase, max_requests, --reload, SIGABRT stack dumps
 //! proxy.rs       PROXY protocol v1/v2 headers (HAProxy's spec)
+//! peers.rs       allow-lists of trusted peers (forwarded_allow_ips, proxy_allow_ips)
 //! http/          bytes ↔ request heads, bodies, response heads (no pyo3)
 //! wsgi/          PEP 3333: environ, input, start_response, the response state
 //!                machine, resumable responses

@@ -62,23 +62,22 @@ impl Server<'_> {
         let Some(conn) = self.conns.get(slot).and_then(Option::as_ref) else {
             return;
         };
-        if self.pool.is_some() {
-            let info = conn.info.clone();
-            if let Some(conn) = self.conn_mut(slot) {
-                conn.phase = super::conn::Phase::InApp {
-                    since: started.clock,
-                };
-            }
-            if let Some(pool) = &self.pool {
-                pool.submit(super::pool::Job::Request {
-                    slot,
-                    head,
-                    info,
-                    io,
-                    keep_alive_allowed,
-                    started,
-                });
-            }
+        if let Some(pool) = &self.pool {
+            // A request thread runs it; the loop hears back through the pool.
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                return;
+            };
+            conn.phase = super::conn::Phase::InApp {
+                since: started.clock,
+            };
+            pool.submit(super::pool::Job::Request {
+                slot,
+                head,
+                info: conn.info.clone(),
+                io,
+                keep_alive_allowed,
+                started,
+            });
             return;
         }
         let handled = self
