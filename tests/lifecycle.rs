@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -472,7 +473,17 @@ fn user_nobody_runs_the_workers_as_nobody() {
     let nobody = nix::unistd::User::from_name("nobody")
         .unwrap()
         .expect("user nobody");
-    let srv = Server::start("hello:app", &["--user", "nobody", "-w", "2"]);
+    // The app lives in a directory nobody can read whatever the clone's
+    // location (a checkout under a 0700 home is unreadable to nobody).
+    let dir = TempDir::new("nobody");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::copy(apps_dir().join("hello.py"), dir.path().join("hello.py")).unwrap();
+    let chdir = dir.path().to_str().unwrap().to_owned();
+    let srv = Server::builder("hello:app")
+        .no_chdir()
+        .args(["--chdir", chdir.as_str(), "--user", "nobody", "-w", "2"])
+        .in_dir(dir)
+        .start();
     for pid in srv.worker_pids() {
         let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
