@@ -27,21 +27,6 @@ use crate::http::head::{RequestHead, Version};
 /// Most distinct header names cached per worker.
 const HEADER_KEY_CACHE: usize = 256;
 
-/// The keys [`EnvironBuilder::build`] sets on every request.
-const SET_PER_REQUEST: [&str; 11] = [
-    "REQUEST_METHOD",
-    "RAW_URI",
-    "SERVER_PROTOCOL",
-    "QUERY_STRING",
-    "PATH_INFO",
-    "REMOTE_ADDR",
-    "SERVER_NAME",
-    "SERVER_PORT",
-    "wsgi.input",
-    "gunicorn.socket",
-    "wsgi.early_hints",
-];
-
 /// Addresses of one connection, as environ strings.
 #[derive(Clone, Debug, Default)]
 pub struct ConnInfo {
@@ -94,12 +79,6 @@ impl EnvironBuilder {
             concat!("rgunicorn/", env!("CARGO_PKG_VERSION")),
         )?;
         t.set_item("SCRIPT_NAME", script_name)?;
-        // Keys every request sets, present from the start: a copy of the
-        // template then has room for them and the headers, so filling it in
-        // replaces values instead of growing the dict.
-        for key in SET_PER_REQUEST {
-            t.set_item(key, py.None())?;
-        }
         Ok(EnvironBuilder {
             template: t.unbind(),
             script_name: script_name.to_owned(),
