@@ -22,6 +22,7 @@
 //! proctitle.rs   `rgunicorn: master [NAME]` process titles
 //! signals.rs     the self-pipe: signal handler → one byte → `Event`, per process
 //! heartbeat.rs   shared-memory liveness slots: the master reads, a worker writes
+//! tally.rs       request counters and duration buckets inside those slots
 //! arbiter/       the master: fork, reap, heartbeat timeouts, HUP generations,
 //!                USR2 re-exec, READY/WATCHDOG/STATUS, halting on 3 and 4
 //! worker/        one worker: boot, epoll event loop driving each connection's
@@ -57,6 +58,7 @@ pub mod signals;
 pub mod sockio;
 pub mod startup;
 pub mod systemd;
+pub mod tally;
 pub mod worker;
 pub mod wsgi;
 

@@ -61,13 +61,14 @@ pub fn prepare(
     }
 
     let notifier = systemd::notify::Notifier::from_env(&|k| launch.var(k), std::process::id());
-    let mut listeners = listeners(&config, &|k| launch.var(k), Some(&notifier))?;
+    let (mut listeners, metrics) = listeners(&config, &|k| launch.var(k), Some(&notifier))?;
+    let metrics = metrics_listener(&config, metrics)?;
     // Only a service systemd started (INVOCATION_ID) has an fd store to use.
     if notifier.enabled() && launch.var("INVOCATION_ID").is_some() {
         store_bound_sockets(&notifier, &mut listeners);
     }
     hand_over_files(&config, &listeners)?;
-    announce(&listeners);
+    announce(&listeners, metrics.as_ref());
     if hooks.is_set(Hook::OnStarting) {
         let view = ServerView {
             pid: std::process::id(),
@@ -77,11 +78,18 @@ pub fn prepare(
         Python::attach(|py| hooks.on_starting(py, view))?;
     }
     let preload = config.preload_app;
-    let mut arbiter = arbiter::Arbiter::new(config, listeners, signals, notifier, hooks, launch)
-        .map_err(|source| StartupError::Os {
-            context: "cannot start the master",
-            source,
-        })?;
+    let mut arbiter = arbiter::Arbiter::new(
+        config,
+        (listeners, metrics),
+        signals,
+        notifier,
+        hooks,
+        launch,
+    )
+    .map_err(|source| StartupError::Os {
+        context: "cannot start the master",
+        source,
+    })?;
     if preload && let Err(e) = arbiter.preload() {
         return Ok(app_load_failed(e));
     }
@@ -144,13 +152,19 @@ fn store_bound_sockets(notifier: &systemd::notify::Notifier, listeners: &mut [Li
 }
 
 /// Gunicorn's start-up lines: version, each socket, worker class.
-fn announce(listeners: &[Listener]) {
+fn announce(listeners: &[Listener], metrics: Option<&Listener>) {
     log::info(&format!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION")));
     for l in listeners {
         log::info(&format!(
             "Listening at: {} ({})",
             l.describe(),
             std::process::id()
+        ));
+    }
+    if let Some(l) = metrics {
+        log::info(&format!(
+            "Serving metrics at: {}/metrics",
+            l.describe().replace("unix:", "http+unix:")
         ));
     }
     log::info("Using worker: sync");
@@ -247,9 +261,29 @@ fn daemonize() -> Result<(), StartupError> {
 /// FDNAME of the sockets rgunicorn puts in systemd's fd store.
 pub const STORED_FD_NAME: &str = "rgunicorn-bind";
 
+/// FileDescriptorName= of a passed socket that serves metrics, not HTTP.
+pub const METRICS_FD_NAME: &str = "metrics";
+
+/// The metrics listener: the socket passed as `metrics`, else `metrics_bind`
+/// bound now, else none.
+fn metrics_listener(
+    config: &Config,
+    passed: Option<Listener>,
+) -> Result<Option<Listener>, StartupError> {
+    if passed.is_some() {
+        return Ok(passed);
+    }
+    let Some(addr) = &config.metrics_bind else {
+        return Ok(None);
+    };
+    // A small backlog: scrapers are few, and they retry.
+    Ok(Listener::bind(addr, 64, false)?.into_iter().next())
+}
+
 /// Inherited sockets first, then `--bind` addresses; the default bind only when
 /// neither gave any. A socket from our own fd store that no bind names any more is
-/// closed and removed from the store.
+/// closed and removed from the store. A passed socket named
+/// [`METRICS_FD_NAME`] is returned apart: it serves metrics, never HTTP.
 ///
 /// # Errors
 /// A socket could not be bound or an inherited fd is not a listening socket.
@@ -257,8 +291,9 @@ pub fn listeners(
     config: &Config,
     env: &dyn Fn(&str) -> Option<String>,
     notifier: Option<&systemd::notify::Notifier>,
-) -> Result<Vec<Listener>, StartupError> {
+) -> Result<(Vec<Listener>, Option<Listener>), StartupError> {
     let mut out = Vec::new();
+    let mut metrics = None;
     let mut stale_store = false;
     let mut kept_from_store = Vec::new();
     // `--bind fd://NAME` selects passed sockets by name; without any, all are served.
@@ -276,6 +311,10 @@ pub fn listeners(
         let fd = unsafe { OwnedFd::from_raw_fd(passed.fd) };
         let mut listener = Listener::adopt(fd)?;
         listener.name = Some(passed.name.clone());
+        if passed.name == METRICS_FD_NAME {
+            metrics = Some(listener);
+            continue;
+        }
         if !selected.is_empty()
             && passed.name != STORED_FD_NAME
             && !selected.contains(&passed.name.as_str())
@@ -317,5 +356,5 @@ pub fn listeners(
         }
         out.extend(Listener::bind(addr, config.backlog, config.reuse_port)?);
     }
-    Ok(out)
+    Ok((out, metrics))
 }

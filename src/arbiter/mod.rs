@@ -15,8 +15,11 @@
 //! Every reason to halt is a `Halt` (see `halt.rs`), with its status and sentence.
 
 mod halt;
+mod memory;
+mod metrics;
 mod reexec;
 mod reload;
+mod scrape;
 mod spawn;
 
 use std::collections::HashMap;
@@ -58,6 +61,41 @@ struct WorkerState {
     generation: u64,
     /// Sent TERM to make room (TTOU, reload, WINCH); not counted as serving.
     retiring: bool,
+    /// Its memory at the last sample (metrics, max_worker_memory).
+    memory: Option<memory::Memory>,
+    /// Retired to be replaced, and why (memory); counted when it exits.
+    recycle: Option<Restart>,
+}
+
+/// Why a worker was replaced, for `rgunicorn_worker_restarts_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Restart {
+    /// It exited or died unasked.
+    Exit,
+    /// It was aborted for silence (`timeout`).
+    Timeout,
+    /// It served its `max_requests`.
+    MaxRequests,
+    /// It grew past `max_worker_memory`.
+    Memory,
+}
+
+impl Restart {
+    const ALL: [Restart; 4] = [
+        Restart::Exit,
+        Restart::Timeout,
+        Restart::MaxRequests,
+        Restart::Memory,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Restart::Exit => "exit",
+            Restart::Timeout => "timeout",
+            Restart::MaxRequests => "max_requests",
+            Restart::Memory => "memory",
+        }
+    }
 }
 
 /// Where the master is in its life.
@@ -116,18 +154,28 @@ pub struct Arbiter {
     last_served: (u64, Instant),
     /// A hook whose failure stops Gunicorn raised: halt at the end of this turn.
     halting: Option<Halt>,
+    /// The metrics listener and its connections (`metrics_bind`).
+    scrapes: Option<scrape::Scrapes>,
+    /// Request counts of workers that have exited.
+    gone: crate::tally::Counts,
+    /// Workers replaced, by [`Restart`] in `Restart::ALL` order.
+    restarts: [u64; Restart::ALL.len()],
+    /// When worker memory was last sampled.
+    last_memory_check: Instant,
+    /// TERM arrived with `shutdown_delay`: serve on, not ready, until then.
+    shutdown_at: Option<Instant>,
 }
 
 impl Arbiter {
-    /// Take ownership of the listeners and the master's signal pipe; write the
-    /// pid file; import the app when preload_app is set.
+    /// Take ownership of the listeners (and the metrics listener, if any) and
+    /// the master's signal pipe; write the pid file.
     ///
     /// # Errors
     /// A pipe, mapping or pid file could not be created, or the preloaded app
     /// failed to import (returned as exit status 4 by the caller).
     pub fn new(
         config: Config,
-        listeners: Vec<Listener>,
+        (listeners, metrics): (Vec<Listener>, Option<Listener>),
         signals: SignalPipe,
         notifier: Notifier,
         hooks: Hooks,
@@ -179,6 +227,11 @@ impl Arbiter {
             served_by_gone: 0,
             last_served: (0, Instant::now()),
             halting: None,
+            scrapes: metrics.map(scrape::Scrapes::new),
+            gone: crate::tally::Counts::default(),
+            restarts: [0; Restart::ALL.len()],
+            last_memory_check: Instant::now(),
+            shutdown_at: None,
         })
     }
 
@@ -215,7 +268,12 @@ impl Arbiter {
                 return status.code();
             }
             self.read_boot_reports();
+            self.check_memory();
+            self.serve_scrapes();
             self.check_timeouts();
+            if self.shutdown_at.is_some_and(|at| Instant::now() >= at) {
+                self.stop(true);
+            }
             self.maybe_promote();
             self.tell_systemd();
             if let Life::Stopping { deadline, .. } = self.phase {
@@ -233,10 +291,10 @@ impl Arbiter {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Term => self.stop(true),
+            Event::Term => self.delay_or_stop(),
             Event::Int | Event::Quit => self.stop(false),
             Event::Chld => {}
-            _ if self.phase != Life::Running => {
+            _ if self.phase != Life::Running || self.shutdown_at.is_some() => {
                 crate::log::info(&format!("Ignoring {event:?} while stopping"));
             }
             Event::Hup => self.reload(),
@@ -340,7 +398,8 @@ impl Arbiter {
                 return false;
             }
         }
-        let close_in_child = [self.signals.fd(), self.booted_read.as_raw_fd()];
+        let mut close_in_child = vec![self.signals.fd(), self.booted_read.as_raw_fd()];
+        close_in_child.extend(self.scrapes.iter().flat_map(scrape::Scrapes::fds));
         let spawned = spawn::spawn_worker(
             &spawn::Inherit {
                 config: &self.config,
@@ -362,6 +421,8 @@ impl Arbiter {
                     age,
                     generation: self.generation,
                     retiring: false,
+                    memory: None,
+                    recycle: None,
                 };
                 self.workers.insert(pid, state);
                 true
@@ -404,14 +465,23 @@ impl Arbiter {
         }
     }
 
-    /// Sleep until a signal, a boot report, or the next tick.
+    /// Sleep until a signal, a boot report, a scrape, or the next tick.
     fn wait_for_activity(&self) {
+        use nix::poll::{PollFd, PollFlags};
         // SAFETY: the pipe's read end lives as long as `self.signals`.
         let signals_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.signals.fd()) };
-        let mut fds = [
-            nix::poll::PollFd::new(signals_fd, nix::poll::PollFlags::POLLIN),
-            nix::poll::PollFd::new(self.booted_read.as_fd(), nix::poll::PollFlags::POLLIN),
+        let mut fds = vec![
+            PollFd::new(signals_fd, PollFlags::POLLIN),
+            PollFd::new(self.booted_read.as_fd(), PollFlags::POLLIN),
         ];
+        if let Some(scrapes) = &self.scrapes {
+            fds.extend(
+                scrapes
+                    .poll_fds()
+                    .into_iter()
+                    .map(|(fd, f)| PollFd::new(fd, f)),
+            );
+        }
         let mut timeout = match self.phase {
             Life::Stopping { deadline, .. } => deadline
                 .saturating_duration_since(Instant::now())
@@ -422,12 +492,33 @@ impl Arbiter {
         if let Some(interval) = self.notifier.watchdog_interval() {
             timeout = timeout.min(interval);
         }
+        if let Some(at) = self.shutdown_at {
+            timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+        }
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
     }
 
+    /// TERM: with `shutdown_delay`, serve on for that long while /readyz says
+    /// not ready (a load balancer drains first), then stop gracefully; a
+    /// second TERM during the delay stops at once.
+    fn delay_or_stop(&mut self) {
+        match self.config.shutdown_delay() {
+            Some(delay) if self.phase == Life::Running && self.shutdown_at.is_none() => {
+                crate::log::info(&format!(
+                    "Handling signal: term; serving {}s more while /readyz reports not ready",
+                    delay.as_secs()
+                ));
+                self.notifier.stopping();
+                self.shutdown_at = Some(Instant::now() + delay);
+            }
+            _ => self.stop(true),
+        }
+    }
+
     /// Begin a graceful (TERM) or quick (INT/QUIT) stop.
     fn stop(&mut self, graceful: bool) {
+        self.shutdown_at = None;
         if let Life::Stopping { graceful: was, .. } = self.phase {
             if was && !graceful {
                 // A second, impatient signal turns a graceful stop into a quick one.
@@ -495,9 +586,10 @@ impl Arbiter {
                 continue;
             };
             self.served_by_gone += w.slot.served();
+            let expected = w.retiring || self.phase != Life::Running;
+            self.account_exit(&w, expected);
             self.heartbeats.release(w.slot);
             self.child_exit(pid, &w);
-            let expected = w.retiring || self.phase != Life::Running;
             match code.map(|c| (c, ExitStatus::from_code(c))) {
                 Some((_, Some(exit @ (ExitStatus::AppLoad | ExitStatus::WorkerBoot)))) => {
                     let (fatal, what) = if exit == ExitStatus::AppLoad {
