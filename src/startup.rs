@@ -125,6 +125,14 @@ fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
         config,
     ));
     launch::warn_unfired_hooks(hooks);
+    if let Some(target) = &config.statsd_host
+        && let Err(e) = log::statsd::init(target, &config.statsd_prefix, &config.dogstatsd_tags)
+    {
+        // Gunicorn carries on without metrics too; say so, at least.
+        log::warning(&format!(
+            "cannot reach statsd_host {target:?}: {e}; no statsD metrics"
+        ));
+    }
     Python::attach(|py| python::logging::install(py, config.loglevel)).map_err(|e| {
         StartupError::Os {
             context: "cannot set up Python's gunicorn.error logger",

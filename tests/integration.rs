@@ -19,6 +19,7 @@ mod operations;
 mod parity;
 mod serve;
 mod signals;
+mod statsd;
 mod upload;
 mod virtualenv;
 mod wsgi;

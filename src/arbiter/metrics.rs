@@ -109,6 +109,18 @@ impl Arbiter {
         }
     }
 
+    /// `gunicorn.workers` to statsD once a second, as Gunicorn's arbiter does
+    /// (a no-op without `statsd_host`).
+    pub(super) fn send_statsd_gauge(&mut self) {
+        if self.config.statsd_host.is_none()
+            || self.last_statsd_gauge.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return;
+        }
+        self.last_statsd_gauge = std::time::Instant::now();
+        crate::log::statsd::workers(self.workers.len());
+    }
+
     /// A worker was reaped: keep its request counts, and count its restart
     /// by reason (`expected`: retired or stopping, so no restart unless a
     /// reason says otherwise).

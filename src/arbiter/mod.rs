@@ -162,6 +162,8 @@ pub struct Arbiter {
     restarts: [u64; Restart::ALL.len()],
     /// When worker memory was last sampled.
     last_memory_check: Instant,
+    /// When `gunicorn.workers` last went to statsD.
+    last_statsd_gauge: Instant,
     /// TERM arrived with `shutdown_delay`: serve on, not ready, until then.
     shutdown_at: Option<Instant>,
 }
@@ -231,6 +233,7 @@ impl Arbiter {
             gone: crate::tally::Counts::default(),
             restarts: [0; Restart::ALL.len()],
             last_memory_check: Instant::now(),
+            last_statsd_gauge: Instant::now(),
             shutdown_at: None,
         })
     }
@@ -270,6 +273,7 @@ impl Arbiter {
             self.read_boot_reports();
             self.check_memory();
             self.serve_scrapes();
+            self.send_statsd_gauge();
             self.check_timeouts();
             if self.shutdown_at.is_some_and(|at| Instant::now() >= at) {
                 self.stop(true);

@@ -430,6 +430,12 @@ pub struct Config {
     /// `max_worker_memory` MiB (0: off); read it as
     /// [`Config::max_worker_memory_bytes`].
     pub(in crate::config) max_worker_memory: u64,
+    /// `statsd_host`: where statsD metrics go; None sends none.
+    pub statsd_host: Option<crate::log::statsd::StatsdTarget>,
+    /// `statsd_prefix`, as typed (the client adds the dot).
+    pub statsd_prefix: String,
+    /// `dogstatsd_tags`, comma-separated.
+    pub dogstatsd_tags: String,
 }
 
 impl Default for Config {
@@ -493,6 +499,9 @@ impl Default for Config {
             ready_min_workers: 0,
             shutdown_delay: 0,
             max_worker_memory: 0,
+            statsd_host: None,
+            statsd_prefix: String::new(),
+            dogstatsd_tags: String::new(),
         }
     }
 }

@@ -25,6 +25,7 @@
 pub mod access;
 mod access_format;
 pub mod journal;
+pub mod statsd;
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -251,6 +252,8 @@ pub fn log(level: Level, msg: &str) {
 /// Log `msg` at `level` for a Python logger (`gunicorn.error`, an app's): the
 /// journal entry names it as `PYTHON_LOGGER`.
 pub fn log_from(level: Level, msg: &str, python_logger: Option<&str>) {
+    // Gunicorn counts warnings and errors whatever the level lets through.
+    statsd::log_record(level);
     let threshold = LOGGER.get().map_or(Level::Info, |l| l.level);
     if level < threshold {
         return;

@@ -130,8 +130,10 @@ impl Server<'_> {
     /// writes it, then reads the next request or closes.
     fn complete(&mut self, slot: usize, head: &RequestHead, outcome: Outcome, started: Started) {
         let tally = self.heartbeat.tally();
-        tally.record(&head.method, outcome.status, started.clock.elapsed());
+        let duration = started.clock.elapsed();
+        tally.record(&head.method, outcome.status, duration);
         tally.finish();
+        crate::log::statsd::request(outcome.status, duration);
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -180,6 +182,7 @@ impl Server<'_> {
         self.heartbeat
             .tally()
             .record(&line.method, status, Duration::ZERO);
+        crate::log::statsd::request(status, Duration::ZERO);
         if let Some(access) = self.access.as_mut() {
             // A refused request is still a request the operator wants to see,
             // with the status it got.

@@ -1,6 +1,7 @@
 //! Logging settings: the error log and the access log.
 
 use crate::config::{Arity, Kind, Process, Section, Setting, Support};
+use crate::log::statsd::StatsdTarget;
 use crate::log::{Level, LogTarget};
 
 /// `accesslog`: access log destination.
@@ -219,45 +220,85 @@ not_yet!(
     "Enable stdio inheritance",
     Process::Master
 );
-not_yet!(
-    STATSD_HOST,
-    "statsd_host",
-    ["--statsd-host"],
-    Arity::Value {
-        metavar: "STATSD_ADDR"
+/// `statsd_host`: where statsD metrics go.
+pub static STATSD_HOST: Setting = Setting {
+    key: "statsd_host",
+    flags: &["--statsd-host"],
+    arity: Arity::Value {
+        metavar: "STATSD_ADDR",
     },
-    Kind::Str,
-    Section::Logging,
-    "None",
-    "The address of the StatsD server to log to",
-    Process::Master
-);
-not_yet!(
-    DOGSTATSD_TAGS,
-    "dogstatsd_tags",
-    ["--dogstatsd-tags"],
-    Arity::Value {
-        metavar: "DOGSTATSD_TAGS"
+    kind: Kind::Str,
+    section: Section::Logging,
+    default: "None",
+    summary: "The address of the StatsD server to log to",
+    doc: "HOST:PORT (port 8125 when left out) over UDP, or unix:PATH for a unix \
+          datagram socket. Gunicorn's metrics: gunicorn.requests, \
+          gunicorn.request.status.CODE and gunicorn.request.duration (ms) from the \
+          worker per request, gunicorn.workers (gauge) from the master every \
+          second, gunicorn.log.warning, .error and .critical per error-log record. \
+          A request's three metrics go in one datagram, a line each (statsd, \
+          DogStatsD and Telegraf read multi-metric packets); sends never block, so \
+          an absent or slow receiver loses metrics, not requests. Read at start \
+          (not on HUP).",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.statsd_host = match v.trim() {
+            "" | "None" => None,
+            addr => Some(StatsdTarget::parse(addr)?),
+        };
+        Ok(())
     },
-    Kind::Str,
-    Section::Logging,
-    "",
-    "A comma-delimited list of datadog statsd (dogstatsd) tags to append",
-    Process::Master
-);
-not_yet!(
-    STATSD_PREFIX,
-    "statsd_prefix",
-    ["--statsd-prefix"],
-    Arity::Value {
-        metavar: "STATSD_PREFIX"
+};
+
+/// `dogstatsd_tags`: tags appended to every statsD metric.
+pub static DOGSTATSD_TAGS: Setting = Setting {
+    key: "dogstatsd_tags",
+    flags: &["--dogstatsd-tags"],
+    arity: Arity::Value {
+        metavar: "DOGSTATSD_TAGS",
     },
-    Kind::Str,
-    Section::Logging,
-    "",
-    "Prefix to use when emitting statsd metrics",
-    Process::Master
-);
+    kind: Kind::Str,
+    section: Section::Logging,
+    default: "",
+    summary: "A comma-delimited list of datadog statsd (dogstatsd) tags to append",
+    doc: "For example env:prod,app:web; each metric then ends with |#env:prod,app:web.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        if !v.is_ascii() {
+            return Err("tags must be ASCII".into());
+        }
+        c.dogstatsd_tags = v.trim().to_owned();
+        Ok(())
+    },
+};
+
+/// `statsd_prefix`: prefix of every statsD metric name.
+pub static STATSD_PREFIX: Setting = Setting {
+    key: "statsd_prefix",
+    flags: &["--statsd-prefix"],
+    arity: Arity::Value {
+        metavar: "STATSD_PREFIX",
+    },
+    kind: Kind::Str,
+    section: Section::Logging,
+    default: "",
+    summary: "Prefix to use when emitting statsd metrics",
+    doc: "A trailing dot is added when missing: app gives app.gunicorn.requests.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        if !v.is_ascii() {
+            return Err("the prefix must be ASCII".into());
+        }
+        c.statsd_prefix = v.trim().to_owned();
+        Ok(())
+    },
+};
 
 #[cfg(test)]
 mod tests {
@@ -284,6 +325,25 @@ mod tests {
         (ACCESSLOG.apply)(&mut c, "/var/log/a.log").unwrap();
         assert_eq!(c.access_log, Some(LogTarget::File("/var/log/a.log".into())));
         assert!((ACCESSLOG.apply)(&mut c, "").is_err());
+    }
+
+    #[test]
+    fn statsd_settings_parse() {
+        let mut c = Config::default();
+        (STATSD_HOST.apply)(&mut c, "localhost:9125").unwrap();
+        assert!(matches!(
+            c.statsd_host,
+            Some(StatsdTarget::Udp { port: 9125, .. })
+        ));
+        (STATSD_HOST.apply)(&mut c, "unix:/run/statsd").unwrap();
+        assert!(matches!(c.statsd_host, Some(StatsdTarget::Unix(_))));
+        assert!((STATSD_HOST.apply)(&mut c, "host:nope").is_err());
+        (STATSD_PREFIX.apply)(&mut c, "svc").unwrap();
+        (DOGSTATSD_TAGS.apply)(&mut c, "env:prod").unwrap();
+        assert_eq!(
+            (c.statsd_prefix.as_str(), c.dogstatsd_tags.as_str()),
+            ("svc", "env:prod")
+        );
     }
 
     #[test]
