@@ -125,6 +125,7 @@ fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
         config,
     ));
     launch::warn_unfired_hooks(hooks);
+    start_syslog(config);
     if let Some(target) = &config.statsd_host
         && let Err(e) = log::statsd::init(target, &config.statsd_prefix, &config.dogstatsd_tags)
     {
@@ -140,6 +141,31 @@ fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
         }
     })?;
     launch::apply_process_settings(config)
+}
+
+/// `syslog`: connect to `syslog_addr` (a failure is a warning; the error log
+/// still has every record).
+fn start_syslog(config: &Config) {
+    if !config.syslog_enabled {
+        return;
+    }
+    let name = config
+        .proc_name
+        .as_deref()
+        .unwrap_or(&config.default_proc_name)
+        .replace(':', ".");
+    let setup = log::syslog::Setup {
+        target: &config.syslog_addr,
+        facility: config.syslog_facility,
+        prefix: config.syslog_prefix.as_deref().unwrap_or(&name),
+        access: config.access_to_syslog,
+    };
+    if let Err(e) = log::syslog::init(&setup) {
+        log::warning(&format!(
+            "cannot reach syslog_addr {:?}: {e}; not logging to syslog",
+            config.syslog_addr
+        ));
+    }
 }
 
 /// `--check-config`: import the app once; exit 0, or 4 with the reason.

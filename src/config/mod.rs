@@ -436,6 +436,16 @@ pub struct Config {
     pub statsd_prefix: String,
     /// `dogstatsd_tags`, comma-separated.
     pub dogstatsd_tags: String,
+    /// `syslog`: send the error log to syslog too.
+    pub syslog_enabled: bool,
+    /// `syslog_addr`.
+    pub syslog_addr: crate::log::syslog::SyslogTarget,
+    /// `syslog_prefix`; None uses the process name.
+    pub syslog_prefix: Option<String>,
+    /// `syslog_facility`, as its number.
+    pub syslog_facility: u8,
+    /// Access lines go to syslog too (not `disable_redirect_access_to_syslog`).
+    pub access_to_syslog: bool,
 }
 
 impl Default for Config {
@@ -502,6 +512,14 @@ impl Default for Config {
             statsd_host: None,
             statsd_prefix: String::new(),
             dogstatsd_tags: String::new(),
+            syslog_enabled: false,
+            syslog_addr: crate::log::syslog::SyslogTarget::Udp(
+                "localhost".into(),
+                crate::log::syslog::DEFAULT_PORT,
+            ),
+            syslog_prefix: None,
+            syslog_facility: 1,
+            access_to_syslog: true,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod access;
 mod access_format;
 pub mod journal;
 pub mod statsd;
+pub mod syslog;
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -259,6 +260,7 @@ pub fn log_from(level: Level, msg: &str, python_logger: Option<&str>) {
         return;
     }
     let msg = msg.trim_end();
+    syslog::error_record(level, msg);
     let Some(logger) = LOGGER.get() else {
         let _ = std::io::stderr().write_all(gunicorn_line(level, msg).as_bytes());
         return;

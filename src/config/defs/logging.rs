@@ -1,7 +1,9 @@
 //! Logging settings: the error log and the access log.
 
+use crate::config::parse_bool;
 use crate::config::{Arity, Kind, Process, Section, Setting, Support};
 use crate::log::statsd::StatsdTarget;
+use crate::log::syslog::{SyslogTarget, facility};
 use crate::log::{Level, LogTarget};
 
 /// `accesslog`: access log destination.
@@ -93,17 +95,25 @@ pub static LOGLEVEL: Setting = Setting {
     },
 };
 
-not_yet!(
-    DISABLE_REDIRECT_ACCESS_TO_SYSLOG,
-    "disable_redirect_access_to_syslog",
-    ["--disable-redirect-access-to-syslog"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Logging,
-    "False",
-    "Disable redirect access logs to syslog",
-    Process::Worker
-);
+/// `disable_redirect_access_to_syslog`: keep access lines out of syslog.
+pub static DISABLE_REDIRECT_ACCESS_TO_SYSLOG: Setting = Setting {
+    key: "disable_redirect_access_to_syslog",
+    flags: &["--disable-redirect-access-to-syslog"],
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
+    section: Section::Logging,
+    default: "False",
+    summary: "Disable redirect access logs to syslog",
+    doc: "With syslog on, access lines go to syslog too (tagged \
+          gunicorn.PREFIX.access), even without accesslog; this keeps them out.",
+    env_fallback: None,
+    process: Process::Worker,
+    support: Support::Full,
+    apply: |c, v| {
+        c.access_to_syslog = !parse_bool(v)?;
+        Ok(())
+    },
+};
 not_yet!(
     CAPTURE_OUTPUT,
     "capture_output",
@@ -159,56 +169,96 @@ not_yet!(
     "The log config to read config from a JSON file",
     Process::Master
 );
-not_yet!(
-    SYSLOG_ADDR,
-    "syslog_addr",
-    ["--log-syslog-to"],
-    Arity::Value {
-        metavar: "SYSLOG_ADDR"
+/// `syslog_addr`: where syslog records go.
+pub static SYSLOG_ADDR: Setting = Setting {
+    key: "syslog_addr",
+    flags: &["--log-syslog-to"],
+    arity: Arity::Value {
+        metavar: "SYSLOG_ADDR",
     },
-    Kind::Str,
-    Section::Logging,
-    "None",
-    "Address to send syslog messages",
-    Process::Master
-);
-not_yet!(
-    SYSLOG,
-    "syslog",
-    ["--log-syslog"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Logging,
-    "False",
-    "Send Gunicorn logs to syslog",
-    Process::Master
-);
-not_yet!(
-    SYSLOG_PREFIX,
-    "syslog_prefix",
-    ["--log-syslog-prefix"],
-    Arity::Value {
-        metavar: "SYSLOG_PREFIX"
+    kind: Kind::Str,
+    section: Section::Logging,
+    default: "udp://localhost:514",
+    summary: "Address to send syslog messages",
+    doc: "unix://PATH#TYPE for a unix socket (TYPE dgram or stream; without it a \
+          datagram socket is tried, then a stream), udp://HOST:PORT or \
+          tcp://HOST:PORT. The default is Gunicorn's on Linux. Records are \
+          RFC 3164-style as Python's SysLogHandler writes them: <PRI>TAG: [PID] \
+          MESSAGE, and sending never blocks a worker (a record the receiver cannot \
+          take now is dropped from syslog; the error log still has it).",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.syslog_addr = SyslogTarget::parse(v)?;
+        Ok(())
     },
-    Kind::Str,
-    Section::Logging,
-    "None",
-    "Makes Gunicorn use the parameter as program-name in the syslog entries",
-    Process::Master
-);
-not_yet!(
-    SYSLOG_FACILITY,
-    "syslog_facility",
-    ["--log-syslog-facility"],
-    Arity::Value {
-        metavar: "SYSLOG_FACILITY"
+};
+/// `syslog`: send the error log (and access lines) to syslog too.
+pub static SYSLOG: Setting = Setting {
+    key: "syslog",
+    flags: &["--log-syslog"],
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
+    section: Section::Logging,
+    default: "False",
+    summary: "Send Gunicorn logs to syslog",
+    doc: "Error-log records go to syslog_addr as well as to errorlog, tagged \
+          gunicorn.PREFIX.error; access lines too, tagged gunicorn.PREFIX.access, \
+          unless disable_redirect_access_to_syslog.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.syslog_enabled = parse_bool(v)?;
+        Ok(())
     },
-    Kind::Str,
-    Section::Logging,
-    "user",
-    "Syslog facility name",
-    Process::Master
-);
+};
+/// `syslog_prefix`: the program-name part of syslog tags.
+pub static SYSLOG_PREFIX: Setting = Setting {
+    key: "syslog_prefix",
+    flags: &["--log-syslog-prefix"],
+    arity: Arity::Value {
+        metavar: "SYSLOG_PREFIX",
+    },
+    kind: Kind::Str,
+    section: Section::Logging,
+    default: "None",
+    summary: "Makes Gunicorn use the parameter as program-name in the syslog entries",
+    doc: "Tags read gunicorn.PREFIX.error and gunicorn.PREFIX.access; without a \
+          prefix, the process name (proc_name) with : turned into . is used.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.syslog_prefix = match v.trim() {
+            "" | "None" => None,
+            p => Some(p.to_owned()),
+        };
+        Ok(())
+    },
+};
+/// `syslog_facility`: the syslog facility of every record.
+pub static SYSLOG_FACILITY: Setting = Setting {
+    key: "syslog_facility",
+    flags: &["--log-syslog-facility"],
+    arity: Arity::Value {
+        metavar: "SYSLOG_FACILITY",
+    },
+    kind: Kind::Str,
+    section: Section::Logging,
+    default: "user",
+    summary: "Syslog facility name",
+    doc: "kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, \
+          ftp, security or local0 to local7.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.syslog_facility = facility(v).ok_or("unknown facility name")?;
+        Ok(())
+    },
+};
 not_yet!(
     ENABLE_STDIO_INHERITANCE,
     "enable_stdio_inheritance",
@@ -325,6 +375,21 @@ mod tests {
         (ACCESSLOG.apply)(&mut c, "/var/log/a.log").unwrap();
         assert_eq!(c.access_log, Some(LogTarget::File("/var/log/a.log".into())));
         assert!((ACCESSLOG.apply)(&mut c, "").is_err());
+    }
+
+    #[test]
+    fn syslog_settings_parse() {
+        let mut c = Config::default();
+        (SYSLOG.apply)(&mut c, "true").unwrap();
+        (SYSLOG_ADDR.apply)(&mut c, "unix:///dev/log#dgram").unwrap();
+        (SYSLOG_FACILITY.apply)(&mut c, "local3").unwrap();
+        (SYSLOG_PREFIX.apply)(&mut c, "web").unwrap();
+        (DISABLE_REDIRECT_ACCESS_TO_SYSLOG.apply)(&mut c, "true").unwrap();
+        assert!(c.syslog_enabled && !c.access_to_syslog);
+        assert_eq!(c.syslog_facility, 19);
+        assert_eq!(c.syslog_prefix.as_deref(), Some("web"));
+        assert!((SYSLOG_FACILITY.apply)(&mut c, "local9").is_err());
+        assert!((SYSLOG_ADDR.apply)(&mut c, "syslog.example:514").is_err());
     }
 
     #[test]
