@@ -20,6 +20,9 @@
 #   verify    `systemd-analyze verify --man=no` of the units prints nothing
 #   manpages  Documentation=man:... pages resolve (verify with --man=yes)
 #   security  `systemd-analyze security rgunicorn@demo.service` exposure <= 4.0
+#   flask     Flask's `app.logger.handlers = logging.getLogger('gunicorn.error')
+#             .handlers` recipe: an app message is a journal entry with
+#             PYTHON_LOGGER naming the app's logger
 #
 # Usage: tests/systemd/run.sh [CHECK...]   (or RGUNICORN_SYSTEMD_CHECKS="a b")
 # Prints PASS/FAIL per check and `systemd: N passed, M failed`; exits 0 only when
@@ -43,7 +46,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ALL_CHECKS="activate status journal reload restart watchdog fdstore verify manpages security"
+ALL_CHECKS="activate status journal reload restart watchdog fdstore verify manpages security flask"
 CHECKS=${*:-${RGUNICORN_SYSTEMD_CHECKS:-$ALL_CHECKS}}
 BINDIR=/usr/local/bin
 SOCK=/run/rgunicorn/demo.sock
@@ -101,6 +104,9 @@ done
 put 0644 /etc/rgunicorn/demo.conf <"$HERE/demo.conf"
 put 0644 /etc/rgunicorn/rgunicorn.conf <"$HERE/plain.conf"
 put 0644 /srv/demo/hello.py <"$HERE/hello.py"
+put 0644 /srv/demo/flask_logging.py <"$ROOT/tests/apps/flask_logging.py"
+printf '[rgunicorn]\nwsgi_app = flask_logging:app\nchdir = /srv/demo\nworkers = 1\n' |
+    put 0644 /etc/rgunicorn/flask.conf
 CT chmod 0755 /srv/demo /etc/rgunicorn
 if [ -n "${RGUNICORN_TEST_ARGS:-}" ]; then
     log "ExecStart= overridden: rgunicorn $RGUNICORN_TEST_ARGS"
@@ -369,6 +375,37 @@ check_security() {
     else
         echo "$out" | tail -3 | sed 's/^/    /'
         fail "exposure '${level:-?}' (must be <= 4.0)"
+    fi
+}
+
+check_flask() {
+    CT systemctl start rgunicorn@flask.socket || { fail "cannot start rgunicorn@flask.socket"; return; }
+    local body verdict
+    body=$(CT curl -sS -m 20 --unix-socket /run/rgunicorn/flask.sock http://x/)
+    sleep 0.5
+    CT journalctl --sync 2>/dev/null
+    CT journalctl -u rgunicorn@flask.service -o json --all --no-pager >"$WORK/flask.json"
+    verdict=$(python3 - "$WORK/flask.json" <<'PY'
+import json, sys
+entries = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8", errors="replace") if l.strip()]
+hits = [e for e in entries if e.get("MESSAGE") == "hello from the flask app"]
+if not hits:
+    print("no journal entry with the app's message")
+else:
+    e = hits[-1]
+    print(f"PYTHON_LOGGER={e.get('PYTHON_LOGGER')} PRIORITY={e.get('PRIORITY')} "
+          f"SYSLOG_IDENTIFIER={e.get('SYSLOG_IDENTIFIER')} _TRANSPORT={e.get('_TRANSPORT')}")
+    ok = (e.get("PYTHON_LOGGER") == "flask_logging" and e.get("PRIORITY") == "6"
+          and e.get("_TRANSPORT") == "journal")
+    print("OK" if ok else "wrong fields")
+PY
+)
+    CT systemctl stop rgunicorn@flask.socket rgunicorn@flask.service
+    echo "$verdict" | head -1 | sed 's/^/    /'
+    if [ "$body" = logged ] && [ "$(echo "$verdict" | tail -1)" = OK ]; then
+        pass "the Flask recipe's message is a journal entry with PYTHON_LOGGER"
+    else
+        fail "reply '$body'; $(echo "$verdict" | tail -1)"
     fi
 }
 
