@@ -57,7 +57,7 @@ pub fn prepare(
         return Ok(check_app(&config));
     }
     if config.daemon {
-        daemonize()?;
+        daemonize(config.stdio_inherited)?;
     }
 
     let notifier = systemd::notify::Notifier::from_env(&|k| launch.var(k), std::process::id());
@@ -126,6 +126,15 @@ fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
     ));
     launch::warn_unfired_hooks(hooks);
     start_syslog(config);
+    if config.capture_output {
+        match log::capture_output() {
+            Ok(true) => {}
+            Ok(false) => log::warning(
+                "capture_output has nothing to do: errorlog is not a file (stdout and stderr are already collected)",
+            ),
+            Err(e) => log::warning(&format!("capture_output failed: {e}")),
+        }
+    }
     if let Some(target) = &config.statsd_host
         && let Err(e) = log::statsd::init(target, &config.statsd_prefix, &config.dogstatsd_tags)
     {
@@ -245,8 +254,9 @@ fn hand_over_files(config: &Config, listeners: &[Listener]) -> Result<(), Startu
         .map_err(StartupError::HandOver)
 }
 
-/// Detach: fork, setsid, fork again, stdio to /dev/null (Gunicorn's daemonize).
-fn daemonize() -> Result<(), StartupError> {
+/// Detach: fork, setsid, fork again, stdio to /dev/null (Gunicorn's
+/// daemonize); with `stdio_inherited` only stdin goes to /dev/null.
+fn daemonize(stdio_inherited: bool) -> Result<(), StartupError> {
     let os = |context: &'static str| {
         move |e: nix::Error| StartupError::Os {
             context,
@@ -285,7 +295,8 @@ fn daemonize() -> Result<(), StartupError> {
             context: "cannot open /dev/null",
             source,
         })?;
-    for fd in 0..3 {
+    let last = if stdio_inherited { 1 } else { 3 };
+    for fd in 0..last {
         // SAFETY: dup2 onto the standard descriptors; `null` stays open until then.
         unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
     }

@@ -20,6 +20,7 @@ mod parity;
 mod serve;
 mod signals;
 mod statsd;
+mod stdio;
 mod syslog;
 mod upload;
 mod virtualenv;

@@ -446,6 +446,10 @@ pub struct Config {
     pub syslog_facility: u8,
     /// Access lines go to syslog too (not `disable_redirect_access_to_syslog`).
     pub access_to_syslog: bool,
+    /// `capture_output`: stdout and stderr follow the error log file.
+    pub capture_output: bool,
+    /// `enable_stdio_inheritance`: --daemon keeps stdout and stderr.
+    pub stdio_inherited: bool,
 }
 
 impl Default for Config {
@@ -520,6 +524,8 @@ impl Default for Config {
             syslog_prefix: None,
             syslog_facility: 1,
             access_to_syslog: true,
+            capture_output: false,
+            stdio_inherited: false,
         }
     }
 }

@@ -120,6 +120,42 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
+/// `capture_output` is on: fds 1 and 2 follow the error log file, also after
+/// a reopen.
+static CAPTURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `capture_output`: point this process's stdout and stderr (fds 1 and 2, which
+/// the workers inherit) at the error log file, now and after every [`reopen`],
+/// so `print()` and what C extensions write land in the log, as in Gunicorn.
+/// Returns false when the error log is not a file: stderr and the journal
+/// already collect both streams, so there is nothing to redirect.
+///
+/// # Errors
+/// dup2(2) failed.
+pub fn capture_output() -> std::io::Result<bool> {
+    let Some(logger) = LOGGER.get() else {
+        return Ok(false);
+    };
+    let sink = logger.sink.lock().unwrap_or_else(|p| p.into_inner());
+    let Sink::File { file, .. } = &*sink else {
+        return Ok(false);
+    };
+    CAPTURE.store(true, std::sync::atomic::Ordering::Relaxed);
+    redirect_stdio(file)?;
+    Ok(true)
+}
+
+fn redirect_stdio(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    for fd in [1, 2] {
+        // SAFETY: dup2 onto the standard descriptors; `file` stays open.
+        if unsafe { libc::dup2(file.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Where a log goes: the meaning of an `errorlog` or `accesslog` value, decided
 /// once when the setting is applied. Whether `-` ends up in the journal depends
 /// on what the standard stream is connected to, so that is decided when the log
@@ -240,6 +276,9 @@ impl Sink {
     fn reopen(&mut self) -> std::io::Result<()> {
         if let Sink::File { path, file } = self {
             *file = open_append(path)?;
+            if CAPTURE.load(std::sync::atomic::Ordering::Relaxed) {
+                redirect_stdio(file)?;
+            }
         }
         Ok(())
     }

@@ -5,12 +5,14 @@ Paths:
   /sleep?s=SECONDS     sleep, then 200
   /grow?mb=N           allocate N MiB (touched, kept for the worker's life), 200
   /log?msg=TEXT        log TEXT through Flask-style logging to gunicorn.error, 200
+  /print?msg=TEXT      print TEXT to stdout and TEXT-err to stderr, 200
   anything else        200 "ok"
 Boot delay: OPS_BOOT_SLEEP seconds at import (for reload tests).
 """
 
 import logging
 import os
+import sys
 import time
 from urllib.parse import parse_qs
 
@@ -36,6 +38,11 @@ def app(environ, start_response):
         for i in range(0, len(block), 4096):
             block[i] = 1
         KEPT.append(block)
+    elif path == "/print":
+        msg = qs.get("msg", ["hi"])[0]
+        print(msg, flush=True)
+        sys.stderr.write(msg + "-err\n")
+        sys.stderr.flush()
     elif path == "/log":
         logging.getLogger("gunicorn.error").warning(qs.get("msg", ["hi"])[0])
     body = b"ok\n"

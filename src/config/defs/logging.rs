@@ -114,17 +114,28 @@ pub static DISABLE_REDIRECT_ACCESS_TO_SYSLOG: Setting = Setting {
         Ok(())
     },
 };
-not_yet!(
-    CAPTURE_OUTPUT,
-    "capture_output",
-    ["--capture-output"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Logging,
-    "False",
-    "Redirect stdout/stderr to specified file in errorlog",
-    Process::Master
-);
+/// `capture_output`: stdout and stderr into the error log file.
+pub static CAPTURE_OUTPUT: Setting = Setting {
+    key: "capture_output",
+    flags: &["--capture-output"],
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
+    section: Section::Logging,
+    default: "False",
+    summary: "Redirect stdout/stderr to specified file in errorlog",
+    doc: "With errorlog naming a file, the master points its standard output and \
+          error (and so the workers') at that file, again after each USR1 \
+          reopen, so print() and C extensions' output land in the log. With \
+          errorlog - or journal there is nothing to redirect (both streams are \
+          already collected); a warning says so.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.capture_output = parse_bool(v)?;
+        Ok(())
+    },
+};
 not_yet!(
     LOGGER_CLASS,
     "logger_class",
@@ -259,17 +270,26 @@ pub static SYSLOG_FACILITY: Setting = Setting {
         Ok(())
     },
 };
-not_yet!(
-    ENABLE_STDIO_INHERITANCE,
-    "enable_stdio_inheritance",
-    ["-R", "--enable-stdio-inheritance"],
-    Arity::Switch { value: "true" },
-    Kind::Bool,
-    Section::Logging,
-    "False",
-    "Enable stdio inheritance",
-    Process::Master
-);
+/// `enable_stdio_inheritance`: keep stdout and stderr with --daemon.
+pub static ENABLE_STDIO_INHERITANCE: Setting = Setting {
+    key: "enable_stdio_inheritance",
+    flags: &["-R", "--enable-stdio-inheritance"],
+    arity: Arity::Switch { value: "true" },
+    kind: Kind::Bool,
+    section: Section::Logging,
+    default: "False",
+    summary: "Enable stdio inheritance",
+    doc: "With daemon, keep standard output and error where they were instead of \
+          /dev/null (standard input still becomes /dev/null). Python's stdout is \
+          buffered; set PYTHONUNBUFFERED (raw_env) to see prints at once.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.stdio_inherited = parse_bool(v)?;
+        Ok(())
+    },
+};
 /// `statsd_host`: where statsD metrics go.
 pub static STATSD_HOST: Setting = Setting {
     key: "statsd_host",
@@ -375,6 +395,15 @@ mod tests {
         (ACCESSLOG.apply)(&mut c, "/var/log/a.log").unwrap();
         assert_eq!(c.access_log, Some(LogTarget::File("/var/log/a.log".into())));
         assert!((ACCESSLOG.apply)(&mut c, "").is_err());
+    }
+
+    #[test]
+    fn stdio_switches_parse() {
+        let mut c = Config::default();
+        (CAPTURE_OUTPUT.apply)(&mut c, "true").unwrap();
+        (ENABLE_STDIO_INHERITANCE.apply)(&mut c, "yes").unwrap();
+        assert!(c.capture_output && c.stdio_inherited);
+        assert!((CAPTURE_OUTPUT.apply)(&mut c, "maybe").is_err());
     }
 
     #[test]
