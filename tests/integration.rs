@@ -12,6 +12,7 @@ mod edge;
 mod errors;
 mod frameworks;
 mod keepalive;
+mod logconfig;
 mod logging;
 mod metrics;
 mod notify;

@@ -180,7 +180,38 @@ An unknown key is an error with a suggestion; a bad value is an error naming the
 key, the value and the file and line; both exit with status 2.
 "#;
 
-const CONF_TAIL: &str = r#".SH EXAMPLES
+const CONF_TAIL: &str = r#".SH LOGGING CONFIGURATION
+\fBlogconfig_dict\fR, \fBlogconfig_json\fR and \fBlogconfig\fR (preferred in that
+order, as in Gunicorn) are applied by Python's \fBlogging.config\fR in the
+embedded interpreter, at start and on HUP, so the application's own loggers and
+the root logger get exactly the handlers, levels and formats they name. The
+loggers \fBgunicorn.error\fR and \fBgunicorn.access\fR are then read back and
+mapped onto the logs rgunicorn writes itself:
+.TP
+.B level of gunicorn.error
+becomes \fBloglevel\fR.
+.TP
+.B FileHandler (or a subclass)
+becomes \fBerrorlog\fR or \fBaccesslog\fR, the handler's file.
+.TP
+.B StreamHandler on stderr or stdout
+becomes \fBerrorlog\fR or \fBaccesslog\fR \fB\-\fR.
+.TP
+.B SysLogHandler
+turns \fBsyslog\fR on with the handler's address and facility.
+.PP
+Not mapped, each named in a warning at start: formatters (rgunicorn writes its
+own line formats), filters, other handler classes (HTTP, SMTP, queue, ...), a
+second file or stream handler on the same logger, and rotation by
+\fBRotatingFileHandler\fR/\fBTimedRotatingFileHandler\fR (the file is used
+as is; rotate with logrotate and USR1). The two loggers' handlers are then
+replaced by rgunicorn's bridge, so Python records logged to them follow the
+mapping. A logger the configuration does not name keeps rgunicorn's settings
+(Gunicorn's \fBCONFIG_DEFAULTS\fR are not merged in). \fBlogconfig_dict\fR must
+hold only literals. A configuration Python refuses (an unreadable file, an
+unknown handler class) stops start-up with exit status 2, naming the setting.
+\fBlogger_class\fR is not supported.
+.SH EXAMPLES
 A Python config file:
 .PP
 .nf

@@ -450,6 +450,12 @@ pub struct Config {
     pub capture_output: bool,
     /// `enable_stdio_inheritance`: --daemon keeps stdout and stderr.
     pub stdio_inherited: bool,
+    /// `logconfig`: a fileConfig INI file.
+    pub logconfig: Option<PathBuf>,
+    /// `logconfig_json`: a dictConfig JSON file.
+    pub logconfig_json: Option<PathBuf>,
+    /// `logconfig_dict`: a dictConfig dictionary, as Python's repr.
+    pub logconfig_dict: Option<String>,
 }
 
 impl Default for Config {
@@ -526,6 +532,9 @@ impl Default for Config {
             access_to_syslog: true,
             capture_output: false,
             stdio_inherited: false,
+            logconfig: None,
+            logconfig_json: None,
+            logconfig_dict: None,
         }
     }
 }

@@ -147,39 +147,69 @@ not_yet!(
     "The logger you want to use to log events",
     Process::Master
 );
-not_yet!(
-    LOGCONFIG,
-    "logconfig",
-    ["--log-config"],
-    Arity::Value { metavar: "FILE" },
-    Kind::Str,
-    Section::Logging,
-    "None",
-    "The log config file to use",
-    Process::Master
-);
-not_yet!(
-    LOGCONFIG_DICT,
-    "logconfig_dict",
-    [],
-    Arity::Value { metavar: "DICT" },
-    Kind::Dict,
-    Section::Logging,
-    "{}",
-    "The log config dictionary to use",
-    Process::Master
-);
-not_yet!(
-    LOGCONFIG_JSON,
-    "logconfig_json",
-    ["--log-config-json"],
-    Arity::Value { metavar: "FILE" },
-    Kind::Str,
-    Section::Logging,
-    "None",
-    "The log config to read config from a JSON file",
-    Process::Master
-);
+/// `logconfig`: a Python logging fileConfig INI file.
+pub static LOGCONFIG: Setting = Setting {
+    key: "logconfig",
+    flags: &["--log-config"],
+    arity: Arity::Value { metavar: "FILE" },
+    kind: Kind::Str,
+    section: Section::Logging,
+    default: "None",
+    summary: "The log config file to use",
+    doc: "A file in the format of Python's logging.config.fileConfig. See LOGGING CONFIGURATION in rgunicorn.conf(5) for what is mapped onto \
+          rgunicorn's logs; Python applies the rest to the app's loggers.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.logconfig = optional_path(v);
+        Ok(())
+    },
+};
+/// `logconfig_dict`: a Python logging dictConfig dictionary.
+pub static LOGCONFIG_DICT: Setting = Setting {
+    key: "logconfig_dict",
+    flags: &[],
+    arity: Arity::Value { metavar: "DICT" },
+    kind: Kind::Dict,
+    section: Section::Logging,
+    default: "{}",
+    summary: "The log config dictionary to use",
+    doc: "A dictionary for Python's logging.config.dictConfig (set in a Python \
+          config file; it must hold only literals), preferred over logconfig_json \
+          and logconfig. See LOGGING CONFIGURATION in rgunicorn.conf(5) for what is mapped onto \
+          rgunicorn's logs; Python applies the rest to the app's loggers.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.logconfig_dict = match v.trim() {
+            "" | "{}" => None,
+            d => Some(d.to_owned()),
+        };
+        Ok(())
+    },
+};
+/// `logconfig_json`: a Python logging dictConfig as a JSON file.
+pub static LOGCONFIG_JSON: Setting = Setting {
+    key: "logconfig_json",
+    flags: &["--log-config-json"],
+    arity: Arity::Value { metavar: "FILE" },
+    kind: Kind::Str,
+    section: Section::Logging,
+    default: "None",
+    summary: "The log config to read config from a JSON file",
+    doc: "A JSON file holding a logging.config.dictConfig dictionary, preferred \
+          over logconfig. See LOGGING CONFIGURATION in rgunicorn.conf(5) for what is mapped onto \
+          rgunicorn's logs; Python applies the rest to the app's loggers.",
+    env_fallback: None,
+    process: Process::Master,
+    support: Support::Full,
+    apply: |c, v| {
+        c.logconfig_json = optional_path(v);
+        Ok(())
+    },
+};
 /// `syslog_addr`: where syslog records go.
 pub static SYSLOG_ADDR: Setting = Setting {
     key: "syslog_addr",
@@ -370,6 +400,14 @@ pub static STATSD_PREFIX: Setting = Setting {
     },
 };
 
+/// A path setting whose default is `None`.
+fn optional_path(v: &str) -> Option<std::path::PathBuf> {
+    match v.trim() {
+        "" | "None" => None,
+        p => Some(p.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,6 +433,25 @@ mod tests {
         (ACCESSLOG.apply)(&mut c, "/var/log/a.log").unwrap();
         assert_eq!(c.access_log, Some(LogTarget::File("/var/log/a.log".into())));
         assert!((ACCESSLOG.apply)(&mut c, "").is_err());
+    }
+
+    #[test]
+    fn logconfig_settings_name_their_sources() {
+        let mut c = Config::default();
+        (LOGCONFIG.apply)(&mut c, "/etc/log.ini").unwrap();
+        (LOGCONFIG_JSON.apply)(&mut c, "log.json").unwrap();
+        (LOGCONFIG_DICT.apply)(&mut c, "{'version': 1}").unwrap();
+        assert_eq!(
+            c.logconfig.as_deref(),
+            Some(std::path::Path::new("/etc/log.ini"))
+        );
+        assert_eq!(
+            c.logconfig_json.as_deref(),
+            Some(std::path::Path::new("log.json"))
+        );
+        assert_eq!(c.logconfig_dict.as_deref(), Some("{'version': 1}"));
+        (LOGCONFIG_DICT.apply)(&mut c, "{}").unwrap();
+        assert_eq!(c.logconfig_dict, None);
     }
 
     #[test]
