@@ -256,3 +256,33 @@ fn metrics_bind_serves_on_a_unix_socket() {
             || text.contains("# TYPE rgunicorn_worker_pss_bytes")
     );
 }
+
+#[test]
+fn the_accept_queue_shows_connections_waiting_for_a_busy_worker() {
+    let srv = with_metrics("ops:app", &["-w", "1"]);
+    let addr = srv.addr();
+    let slow = thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /sleep?s=1.5 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+    });
+    let m = metrics_addr(&srv);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while busy_worker(&get(m, "/metrics").1).is_none() {
+        assert!(Instant::now() < deadline, "the worker never showed busy");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // The only worker is in the app: new connections wait in the kernel.
+    let waiting: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let series = format!("rgunicorn_listen_queue_length{{listener=\"http://{addr}\"}}");
+    let (_, text, _) = get(m, "/metrics");
+    assert_eq!(value(&text, &series), Some(3.0), "{text}");
+    drop(waiting);
+    slow.join().unwrap();
+}

@@ -6,13 +6,16 @@
 //! over `max_worker_memory` (PSS; the setting's doc says why) is retired the
 //! way TTOU retires one — SIGTERM, a graceful drain while its replacement boots
 //! — so no request is lost, and the restart is counted with reason `memory`.
-//! Scrapes report the last sample, so a scrape costs no `/proc` reads.
+//! Scrapes report the last sample, so a scrape costs no `/proc` reads. (The
+//! read takes the worker's mmap lock for reading, as `ps` does; it does not
+//! wait for the worker to run, so a stopped worker is measured all the same.)
 
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-use super::{Arbiter, Restart};
+use super::Arbiter;
+use super::metrics::Restart;
 
 /// How often workers are measured.
 pub(super) const SAMPLE_EVERY: Duration = Duration::from_secs(1);

@@ -15,13 +15,44 @@ use prometheus_client::metrics::MetricType;
 
 use super::memory::Memory;
 use super::scrape::{Answer, Route};
-use super::{Arbiter, Life, Restart, WorkerState};
+use super::{Arbiter, Life, WorkerState};
 use crate::heartbeat::Drain;
-use crate::listen::{Endpoint, Listener};
+use crate::listen::Listener;
 use crate::tally::{BUCKETS, Counts, METHODS, STATUS_CLASSES};
 
 /// Content-Type of the exposition.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Why a worker was replaced, for `rgunicorn_worker_restarts_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Restart {
+    /// It exited or died unasked.
+    Exit,
+    /// It was aborted for silence (`timeout`).
+    Timeout,
+    /// It served its `max_requests`.
+    MaxRequests,
+    /// It grew past `max_worker_memory`.
+    Memory,
+}
+
+impl Restart {
+    pub(super) const ALL: [Restart; 4] = [
+        Restart::Exit,
+        Restart::Timeout,
+        Restart::MaxRequests,
+        Restart::Memory,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Restart::Exit => "exit",
+            Restart::Timeout => "timeout",
+            Restart::MaxRequests => "max_requests",
+            Restart::Memory => "memory",
+        }
+    }
+}
 
 /// Where a worker is in its life, as `/metrics` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,34 +224,9 @@ impl Arbiter {
     }
 }
 
-/// A listener's accept queue from the kernel: for a listening TCP socket,
-/// TCP_INFO's `tcpi_unacked` is the number of connections waiting for
-/// accept(2) and `tcpi_sacked` the backlog. Unix sockets have no such query
-/// short of sock_diag netlink; they report nothing.
+/// A listener's description and its accept queue, from the kernel.
 fn queue(l: &Listener) -> (String, Option<(u32, u32)>) {
-    let depth = match l.kind {
-        Endpoint::Tcp(_) => tcp_queue(l),
-        Endpoint::Unix(_) => None,
-    };
-    (l.describe(), depth)
-}
-
-fn tcp_queue(l: &Listener) -> Option<(u32, u32)> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: tcp_info is plain old data; zeroed is a valid value.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `info`, which we own.
-    let rc = unsafe {
-        libc::getsockopt(
-            l.fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some((info.tcpi_unacked, info.tcpi_sacked))
+    (l.describe(), super::queue::depth(l))
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -279,14 +285,14 @@ impl Collector for Snapshot {
         gauges(
             &mut e,
             "rgunicorn_listen_queue_length",
-            "Connections waiting in the listener's accept queue (TCP)",
+            "Connections waiting in the listener's accept queue",
             depth,
         )?;
         let limit = known.map(|(l, (_, max))| (vec![("listener", l.clone())], f64::from(max)));
         gauges(
             &mut e,
             "rgunicorn_listen_queue_limit",
-            "The listener's accept queue limit (its backlog, TCP)",
+            "The listener's accept queue limit (its backlog)",
             limit,
         )
     }

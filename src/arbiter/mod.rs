@@ -17,6 +17,7 @@
 mod halt;
 mod memory;
 mod metrics;
+mod queue;
 mod reexec;
 mod reload;
 mod scrape;
@@ -41,6 +42,7 @@ use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
 use crate::signals::{Event, SignalPipe};
 use crate::systemd::notify::Notifier;
 use halt::Halt;
+use metrics::Restart;
 
 /// How long the master sleeps between turns when nothing happens.
 const TICK: Duration = Duration::from_millis(1000);
@@ -65,37 +67,6 @@ struct WorkerState {
     memory: Option<memory::Memory>,
     /// Retired to be replaced, and why (memory); counted when it exits.
     recycle: Option<Restart>,
-}
-
-/// Why a worker was replaced, for `rgunicorn_worker_restarts_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Restart {
-    /// It exited or died unasked.
-    Exit,
-    /// It was aborted for silence (`timeout`).
-    Timeout,
-    /// It served its `max_requests`.
-    MaxRequests,
-    /// It grew past `max_worker_memory`.
-    Memory,
-}
-
-impl Restart {
-    const ALL: [Restart; 4] = [
-        Restart::Exit,
-        Restart::Timeout,
-        Restart::MaxRequests,
-        Restart::Memory,
-    ];
-
-    fn label(self) -> &'static str {
-        match self {
-            Restart::Exit => "exit",
-            Restart::Timeout => "timeout",
-            Restart::MaxRequests => "max_requests",
-            Restart::Memory => "memory",
-        }
-    }
 }
 
 /// Where the master is in its life.

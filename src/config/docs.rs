@@ -377,9 +377,9 @@ complete (buckets 5 ms to 10 s).
 Requests handed to the app and not finished.
 .TP
 .BR rgunicorn_listen_queue_length{listener} ", " rgunicorn_listen_queue_limit{listener}
-Connections waiting in a TCP listener's accept queue, and its backlog, from
-\fBTCP_INFO\fR. Unix sockets report neither (Linux gives their queue only
-through sock_diag netlink).
+Connections waiting in each listener's accept queue, and its backlog: from
+\fBTCP_INFO\fR for TCP, from a sock_diag netlink query (what \fBss \-xl\fR
+shows) for unix sockets.
 .TP
 .B rgunicorn_worker_restarts_total{reason}
 Workers replaced, by \fBreason\fR: \fBexit\fR (died or exited unasked),
