@@ -179,7 +179,18 @@ impl Arbiter {
         self.phase == Life::Running
             && self.shutdown_at.is_none()
             && self.reload.is_none()
-            && self.serving() >= self.config.ready_workers(self.num_workers).max(1)
+            && self.accepting() >= self.config.ready_workers(self.num_workers).max(1)
+    }
+
+    /// Workers of the current generation that have loaded the app and still
+    /// accept: neither retired by the master nor draining on their own
+    /// (max_requests, --reload).
+    fn accepting(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| w.booted && !w.retiring && w.generation == self.generation)
+            .filter(|w| w.slot.draining().is_none())
+            .count()
     }
 
     /// Copy out what a scrape reports.

@@ -203,7 +203,10 @@ impl Arbiter {
             scrapes: metrics.map(scrape::Scrapes::new),
             gone: crate::tally::Counts::default(),
             restarts: [0; Restart::ALL.len()],
-            last_memory_check: Instant::now(),
+            // The first turn measures at once, so the first scrape has sizes.
+            last_memory_check: Instant::now()
+                .checked_sub(memory::SAMPLE_EVERY)
+                .unwrap_or_else(Instant::now),
             last_statsd_gauge: Instant::now(),
             shutdown_at: None,
         })

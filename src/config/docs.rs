@@ -379,7 +379,8 @@ Requests handed to the app and not finished.
 .BR rgunicorn_listen_queue_length{listener} ", " rgunicorn_listen_queue_limit{listener}
 Connections waiting in each listener's accept queue, and its backlog: from
 \fBTCP_INFO\fR for TCP, from a sock_diag netlink query (what \fBss \-xl\fR
-shows) for unix sockets.
+shows) for unix sockets (the packaged units allow no netlink sockets: add
+\fBRestrictAddressFamilies=AF_NETLINK\fR in a drop-in to get it).
 .TP
 .B rgunicorn_worker_restarts_total{reason}
 Workers replaced, by \fBreason\fR: \fBexit\fR (died or exited unasked),

@@ -23,6 +23,9 @@
 #   flask     Flask's `app.logger.handlers = logging.getLogger('gunicorn.error')
 #             .handlers` recipe: an app message is a journal entry with
 #             PYTHON_LOGGER naming the app's logger
+#   metrics   a second socket unit with FileDescriptorName=metrics gives the
+#             master its metrics listener: /metrics counts the request that
+#             activated the service, /readyz and /healthz answer 200
 #
 # Usage: tests/systemd/run.sh [CHECK...]   (or RGUNICORN_SYSTEMD_CHECKS="a b")
 # Prints PASS/FAIL per check and `systemd: N passed, M failed`; exits 0 only when
@@ -46,7 +49,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ALL_CHECKS="activate status journal reload restart watchdog fdstore verify manpages security flask"
+ALL_CHECKS="activate status journal reload restart watchdog fdstore verify manpages security flask metrics"
 CHECKS=${*:-${RGUNICORN_SYSTEMD_CHECKS:-$ALL_CHECKS}}
 BINDIR=/usr/local/bin
 SOCK=/run/rgunicorn/demo.sock
@@ -107,6 +110,13 @@ put 0644 /srv/demo/hello.py <"$HERE/hello.py"
 put 0644 /srv/demo/flask_logging.py <"$ROOT/tests/apps/flask_logging.py"
 printf '[rgunicorn]\nwsgi_app = flask_logging:app\nchdir = /srv/demo\nworkers = 1\n' |
     put 0644 /etc/rgunicorn/flask.conf
+printf '[rgunicorn]\nwsgi_app = hello:app\nchdir = /srv/demo\nworkers = 2\n' |
+    put 0644 /etc/rgunicorn/ops.conf
+printf '[Socket]\nListenStream=127.0.0.1:9100\nFileDescriptorName=metrics\nService=rgunicorn@ops.service\n' |
+    put 0644 /etc/systemd/system/rgunicorn-ops-metrics.socket
+# AF_NETLINK: the unix listener's accept queue is read through sock_diag.
+printf '[Unit]\nRequires=rgunicorn-ops-metrics.socket\nAfter=rgunicorn-ops-metrics.socket\n[Service]\nSockets=rgunicorn@ops.socket rgunicorn-ops-metrics.socket\nRestrictAddressFamilies=AF_NETLINK\n' |
+    put 0644 /etc/systemd/system/rgunicorn@ops.service.d/60-metrics.conf
 CT chmod 0755 /srv/demo /etc/rgunicorn
 if [ -n "${RGUNICORN_TEST_ARGS:-}" ]; then
     log "ExecStart= overridden: rgunicorn $RGUNICORN_TEST_ARGS"
@@ -406,6 +416,32 @@ PY
         pass "the Flask recipe's message is a journal entry with PYTHON_LOGGER"
     else
         fail "reply '$body'; $(echo "$verdict" | tail -1)"
+    fi
+}
+
+check_metrics() {
+    CT systemctl start rgunicorn-ops-metrics.socket rgunicorn@ops.socket ||
+        { fail "cannot start the ops sockets"; return; }
+    local body metrics ready health
+    body=$(CT curl -sS -m 20 --unix-socket /run/rgunicorn/ops.sock http://x/)
+    wait_prop ActiveState rgunicorn@ops.service active 10
+    # Worker sizes are sampled every second: wait (bounded) for the first.
+    for _ in $(seq 30); do
+        metrics=$(CT curl -sS -m 5 http://127.0.0.1:9100/metrics)
+        echo "$metrics" | grep -q '^rgunicorn_worker_pss_bytes{' && break
+        sleep 0.1
+    done
+    ready=$(CT curl -sS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:9100/readyz)
+    health=$(CT curl -sS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:9100/healthz)
+    CT systemctl stop rgunicorn@ops.service rgunicorn@ops.socket rgunicorn-ops-metrics.socket
+    echo "$metrics" | grep -E '^rgunicorn_(requests_total|workers\{state="idle"\}|listen_queue_limit|worker_pss_bytes)' | sed 's/^/    /'
+    if [[ "$body" == "Hello from rgunicorn!"* ]] && [ "$ready" = 200 ] && [ "$health" = 200 ] &&
+        echo "$metrics" | grep -q '^rgunicorn_requests_total{method="GET",status="2xx"} 1$' &&
+        echo "$metrics" | grep -q 'listener="unix:/run/rgunicorn/ops.sock"' &&
+        echo "$metrics" | grep -q '^rgunicorn_worker_pss_bytes{'; then
+        pass "FileDescriptorName=metrics serves /metrics, /readyz and /healthz from the master"
+    else
+        fail "reply '$body', /readyz $ready, /healthz $health"
     fi
 }
 
