@@ -286,3 +286,38 @@ fn the_accept_queue_shows_connections_waiting_for_a_busy_worker() {
     drop(waiting);
     slow.join().unwrap();
 }
+
+/// Polls /metrics until `series` has `want`; panics with the text after 15 s.
+fn wait_value(m: SocketAddr, series: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, text, _) = get(m, "/metrics");
+        if value(&text, series) == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} never {want}:\n{text}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn killed_and_timed_out_workers_count_as_exit_and_timeout() {
+    let srv = with_metrics("ops:app", &["-w", "2", "--timeout", "1"]);
+    let m = metrics_addr(&srv);
+    let victim = srv.worker_pids()[0];
+    kill(victim, Signal::SIGKILL).unwrap();
+    wait_value(m, "rgunicorn_worker_restarts_total{reason=\"exit\"}", 1.0);
+    // A request that outlives --timeout gets its worker aborted.
+    let _ = srv.get("/sleep?s=5");
+    wait_value(
+        m,
+        "rgunicorn_worker_restarts_total{reason=\"timeout\"}",
+        1.0,
+    );
+    let (_, text, _) = get(m, "/metrics");
+    assert_eq!(
+        value(&text, "rgunicorn_worker_restarts_total{reason=\"exit\"}"),
+        Some(1.0),
+        "{text}"
+    );
+}
