@@ -32,6 +32,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use pyo3::prelude::*;
 
+use crate::balance::Board;
 use crate::config::Config;
 use crate::error::ExitStatus;
 use crate::heartbeat::{self, Heartbeats};
@@ -93,6 +94,8 @@ pub struct Arbiter {
     booted_write: OwnedFd,
     notifier: Notifier,
     heartbeats: Heartbeats,
+    /// Each worker's load, for accept balance.
+    board: Board,
     /// Server hooks from the Python config file.
     hooks: Hooks,
     /// Workers spawned so far (the next worker's age).
@@ -182,6 +185,7 @@ impl Arbiter {
             booted_write,
             notifier,
             heartbeats: Heartbeats::new()?,
+            board: Board::new()?,
             hooks,
             spawned: 0,
             generation: 0,
@@ -387,6 +391,7 @@ impl Arbiter {
                 preloaded: self.preloaded.as_ref(),
             },
             slot,
+            self.board.seat(slot.index),
             &close_in_child,
             age,
         );
@@ -567,6 +572,7 @@ impl Arbiter {
             let expected = w.retiring || self.phase != Life::Running;
             self.account_exit(&w, expected);
             self.heartbeats.release(w.slot);
+            self.board.vacate(w.slot.index);
             self.child_exit(pid, &w);
             match code.map(|c| (c, ExitStatus::from_code(c))) {
                 Some((_, Some(exit @ (ExitStatus::AppLoad | ExitStatus::WorkerBoot)))) => {

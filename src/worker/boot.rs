@@ -93,6 +93,7 @@ impl<'a> Worker<'_, 'a> {
             mut listeners,
             booted,
             heartbeat,
+            seat,
             hooks,
             preloaded,
             ..
@@ -141,6 +142,7 @@ impl<'a> Worker<'_, 'a> {
         };
         let lifecycle = Lifecycle {
             heartbeat,
+            seat,
             reload: watcher,
             abort: self.aborting.clone(),
         };
