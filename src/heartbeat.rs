@@ -20,6 +20,8 @@
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::Duration;
 
+use crate::tally::Tally;
+
 /// Number of slots: the most workers that can be alive at once.
 pub const SLOTS: usize = 1024;
 
@@ -43,6 +45,20 @@ struct Cell {
     text: [AtomicU64; TEXT_WORDS],
     /// Requests the worker has dispatched (for the master's req/s in STATUS=).
     served: AtomicU64,
+    /// Why the worker stopped taking new work: a [`Drain`] as a number, 0 while
+    /// it accepts.
+    draining: AtomicU64,
+    /// What its requests came to, for `/metrics`.
+    tally: Tally,
+}
+
+/// Why a worker stopped taking new work, as it wrote into its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// It served its `max_requests`.
+    MaxRequests,
+    /// Any other graceful stop (TERM, `--reload`).
+    Stopping,
 }
 
 /// The shared slot array, owned by the master and inherited by workers.
@@ -100,6 +116,8 @@ impl Heartbeats {
         let slot = Slot { cell, index };
         slot.clear_request();
         slot.cell().served.store(0, Ordering::Relaxed);
+        slot.cell().draining.store(0, Ordering::Relaxed);
+        slot.cell().tally.clear();
         slot.beat();
         Some(slot)
     }
@@ -130,6 +148,29 @@ impl Slot {
     /// Requests the worker in this slot has dispatched.
     pub fn served(&self) -> u64 {
         self.cell().served.load(Ordering::Relaxed)
+    }
+
+    /// The worker's request tally: it records into it, the master reads it.
+    pub fn tally(&self) -> &Tally {
+        &self.cell().tally
+    }
+
+    /// Worker side: it stopped taking new work, for `why`.
+    pub fn set_draining(&self, why: Drain) {
+        let code = match why {
+            Drain::MaxRequests => 1,
+            Drain::Stopping => 2,
+        };
+        self.cell().draining.store(code, Ordering::Relaxed);
+    }
+
+    /// Why the worker stopped taking new work; None while it accepts.
+    pub fn draining(&self) -> Option<Drain> {
+        match self.cell().draining.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(Drain::MaxRequests),
+            _ => Some(Drain::Stopping),
+        }
     }
 
     /// How long since the last beat.
@@ -241,6 +282,19 @@ mod tests {
             }
         }
         assert!(slot.silence() < Duration::from_millis(30));
+    }
+
+    #[test]
+    fn a_reused_slot_starts_with_an_empty_tally_and_no_drain() {
+        let mut hb = Heartbeats::new().unwrap();
+        let slot = hb.allocate().unwrap();
+        slot.tally().record("GET", 200, Duration::ZERO);
+        slot.set_draining(Drain::MaxRequests);
+        assert_eq!(slot.draining(), Some(Drain::MaxRequests));
+        hb.release(slot);
+        let again = hb.allocate().unwrap();
+        assert_eq!(again.tally().snapshot().total(), 0);
+        assert_eq!(again.draining(), None);
     }
 
     #[test]

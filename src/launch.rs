@@ -171,7 +171,12 @@ impl Launch {
             raw.extend(file_raw);
             hooks = file_hooks;
         }
-        let (config, origins) = config::resolve(&raw, &|k| self.var(k))?;
+        let (mut config, origins) = config::resolve(&raw, &|k| self.var(k))?;
+        let warnings = Python::attach(|py| python::logconfig::apply(py, &mut config))
+            .map_err(|e| StartupError::Setting(config::SettingError::File(e)))?;
+        for w in warnings {
+            log::warning(&w);
+        }
         Python::attach(|py| hooks.set_config(py, &origins));
         Ok(Loaded {
             config,

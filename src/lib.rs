@@ -22,8 +22,11 @@
 //! proctitle.rs   `rgunicorn: master [NAME]` process titles
 //! signals.rs     the self-pipe: signal handler → one byte → `Event`, per process
 //! heartbeat.rs   shared-memory liveness slots: the master reads, a worker writes
+//! tally.rs       request counters and duration buckets inside those slots
 //! arbiter/       the master: fork, reap, heartbeat timeouts, HUP generations,
-//!                USR2 re-exec, READY/WATCHDOG/STATUS, halting on 3 and 4
+//!                USR2 re-exec, READY/WATCHDOG/STATUS, halting on 3 and 4;
+//!                the metrics listener (/metrics, /healthz, /readyz) and
+//!                max_worker_memory
 //! worker/        one worker: boot, epoll event loop driving each connection's
 //!                phase, max_requests, --reload, SIGABRT stack dumps
 //! proxy.rs       PROXY protocol v1/v2 headers (HAProxy's spec)
@@ -35,7 +38,8 @@
 //!                the event loop, blocking (GIL released) where PEP 3333 waits
 //! python/        interpreter start-up (PyConfig), app import, config files, hooks
 //! systemd/       LISTEN_FDS activation, sd_notify (abstract sockets, FDSTORE)
-//! log/           error log and access log; journald native protocol
+//! log/           error log and access log; journald native protocol;
+//!                statsD and syslog
 //! ```
 #![warn(missing_docs)]
 
@@ -58,6 +62,7 @@ pub mod signals;
 pub mod sockio;
 pub mod startup;
 pub mod systemd;
+pub mod tally;
 pub mod worker;
 pub mod wsgi;
 

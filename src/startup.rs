@@ -57,17 +57,18 @@ pub fn prepare(
         return Ok(check_app(&config));
     }
     if config.daemon {
-        daemonize()?;
+        daemonize(config.stdio_inherited)?;
     }
 
     let notifier = systemd::notify::Notifier::from_env(&|k| launch.var(k), std::process::id());
-    let mut listeners = listeners(&config, &|k| launch.var(k), Some(&notifier))?;
+    let (mut listeners, metrics) = listeners(&config, &|k| launch.var(k), Some(&notifier))?;
+    let metrics = metrics_listener(&config, metrics)?;
     // Only a service systemd started (INVOCATION_ID) has an fd store to use.
     if notifier.enabled() && launch.var("INVOCATION_ID").is_some() {
         store_bound_sockets(&notifier, &mut listeners);
     }
     hand_over_files(&config, &listeners)?;
-    announce(&listeners);
+    announce(&listeners, metrics.as_ref());
     if hooks.is_set(Hook::OnStarting) {
         let view = ServerView {
             pid: std::process::id(),
@@ -77,11 +78,18 @@ pub fn prepare(
         Python::attach(|py| hooks.on_starting(py, view))?;
     }
     let preload = config.preload_app;
-    let mut arbiter = arbiter::Arbiter::new(config, listeners, signals, notifier, hooks, launch)
-        .map_err(|source| StartupError::Os {
-            context: "cannot start the master",
-            source,
-        })?;
+    let mut arbiter = arbiter::Arbiter::new(
+        config,
+        (listeners, metrics),
+        signals,
+        notifier,
+        hooks,
+        launch,
+    )
+    .map_err(|source| StartupError::Os {
+        context: "cannot start the master",
+        source,
+    })?;
     if preload && let Err(e) = arbiter.preload() {
         return Ok(app_load_failed(e));
     }
@@ -117,6 +125,24 @@ fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
         config,
     ));
     launch::warn_unfired_hooks(hooks);
+    start_syslog(config);
+    if config.capture_output {
+        match log::capture_output() {
+            Ok(true) => {}
+            Ok(false) => log::warning(
+                "capture_output has nothing to do: errorlog is not a file (stdout and stderr are already collected)",
+            ),
+            Err(e) => log::warning(&format!("capture_output failed: {e}")),
+        }
+    }
+    if let Some(target) = &config.statsd_host
+        && let Err(e) = log::statsd::init(target, &config.statsd_prefix, &config.dogstatsd_tags)
+    {
+        // Gunicorn carries on without metrics too; say so, at least.
+        log::warning(&format!(
+            "cannot reach statsd_host {target:?}: {e}; no statsD metrics"
+        ));
+    }
     Python::attach(|py| python::logging::install(py, config.loglevel)).map_err(|e| {
         StartupError::Os {
             context: "cannot set up Python's gunicorn.error logger",
@@ -124,6 +150,31 @@ fn set_up_master(config: &Config, hooks: &Hooks) -> Result<(), StartupError> {
         }
     })?;
     launch::apply_process_settings(config)
+}
+
+/// `syslog`: connect to `syslog_addr` (a failure is a warning; the error log
+/// still has every record).
+fn start_syslog(config: &Config) {
+    if !config.syslog_enabled {
+        return;
+    }
+    let name = config
+        .proc_name
+        .as_deref()
+        .unwrap_or(&config.default_proc_name)
+        .replace(':', ".");
+    let setup = log::syslog::Setup {
+        target: &config.syslog_addr,
+        facility: config.syslog_facility,
+        prefix: config.syslog_prefix.as_deref().unwrap_or(&name),
+        access: config.access_to_syslog,
+    };
+    if let Err(e) = log::syslog::init(&setup) {
+        log::warning(&format!(
+            "cannot reach syslog_addr {:?}: {e}; not logging to syslog",
+            config.syslog_addr
+        ));
+    }
 }
 
 /// `--check-config`: import the app once; exit 0, or 4 with the reason.
@@ -144,13 +195,19 @@ fn store_bound_sockets(notifier: &systemd::notify::Notifier, listeners: &mut [Li
 }
 
 /// Gunicorn's start-up lines: version, each socket, worker class.
-fn announce(listeners: &[Listener]) {
+fn announce(listeners: &[Listener], metrics: Option<&Listener>) {
     log::info(&format!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION")));
     for l in listeners {
         log::info(&format!(
             "Listening at: {} ({})",
             l.describe(),
             std::process::id()
+        ));
+    }
+    if let Some(l) = metrics {
+        log::info(&format!(
+            "Serving metrics at: {}/metrics",
+            l.describe().replace("unix:", "http+unix:")
         ));
     }
     log::info("Using worker: sync");
@@ -197,8 +254,9 @@ fn hand_over_files(config: &Config, listeners: &[Listener]) -> Result<(), Startu
         .map_err(StartupError::HandOver)
 }
 
-/// Detach: fork, setsid, fork again, stdio to /dev/null (Gunicorn's daemonize).
-fn daemonize() -> Result<(), StartupError> {
+/// Detach: fork, setsid, fork again, stdio to /dev/null (Gunicorn's
+/// daemonize); with `stdio_inherited` only stdin goes to /dev/null.
+fn daemonize(stdio_inherited: bool) -> Result<(), StartupError> {
     let os = |context: &'static str| {
         move |e: nix::Error| StartupError::Os {
             context,
@@ -237,7 +295,8 @@ fn daemonize() -> Result<(), StartupError> {
             context: "cannot open /dev/null",
             source,
         })?;
-    for fd in 0..3 {
+    let last = if stdio_inherited { 1 } else { 3 };
+    for fd in 0..last {
         // SAFETY: dup2 onto the standard descriptors; `null` stays open until then.
         unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
     }
@@ -247,9 +306,29 @@ fn daemonize() -> Result<(), StartupError> {
 /// FDNAME of the sockets rgunicorn puts in systemd's fd store.
 pub const STORED_FD_NAME: &str = "rgunicorn-bind";
 
+/// FileDescriptorName= of a passed socket that serves metrics, not HTTP.
+pub const METRICS_FD_NAME: &str = "metrics";
+
+/// The metrics listener: the socket passed as `metrics`, else `metrics_bind`
+/// bound now, else none.
+fn metrics_listener(
+    config: &Config,
+    passed: Option<Listener>,
+) -> Result<Option<Listener>, StartupError> {
+    if passed.is_some() {
+        return Ok(passed);
+    }
+    let Some(addr) = &config.metrics_bind else {
+        return Ok(None);
+    };
+    // A small backlog: scrapers are few, and they retry.
+    Ok(Listener::bind(addr, 64, false)?.into_iter().next())
+}
+
 /// Inherited sockets first, then `--bind` addresses; the default bind only when
 /// neither gave any. A socket from our own fd store that no bind names any more is
-/// closed and removed from the store.
+/// closed and removed from the store. A passed socket named
+/// [`METRICS_FD_NAME`] is returned apart: it serves metrics, never HTTP.
 ///
 /// # Errors
 /// A socket could not be bound or an inherited fd is not a listening socket.
@@ -257,8 +336,9 @@ pub fn listeners(
     config: &Config,
     env: &dyn Fn(&str) -> Option<String>,
     notifier: Option<&systemd::notify::Notifier>,
-) -> Result<Vec<Listener>, StartupError> {
+) -> Result<(Vec<Listener>, Option<Listener>), StartupError> {
     let mut out = Vec::new();
+    let mut metrics = None;
     let mut stale_store = false;
     let mut kept_from_store = Vec::new();
     // `--bind fd://NAME` selects passed sockets by name; without any, all are served.
@@ -276,6 +356,10 @@ pub fn listeners(
         let fd = unsafe { OwnedFd::from_raw_fd(passed.fd) };
         let mut listener = Listener::adopt(fd)?;
         listener.name = Some(passed.name.clone());
+        if passed.name == METRICS_FD_NAME {
+            metrics = Some(listener);
+            continue;
+        }
         if !selected.is_empty()
             && passed.name != STORED_FD_NAME
             && !selected.contains(&passed.name.as_str())
@@ -317,5 +401,5 @@ pub fn listeners(
         }
         out.extend(Listener::bind(addr, config.backlog, config.reuse_port)?);
     }
-    Ok(out)
+    Ok((out, metrics))
 }

@@ -261,8 +261,8 @@ fn bad_values_and_unknown_keys_exit_2_naming_them() {
         ),
         (
             "unsupported.py",
-            "statsd_host = 'localhost:8125'\n",
-            &["statsd_host", "not supported yet"],
+            "logger_class = 'mylog.Logger'\n",
+            &["logger_class", "not supported yet"],
         ),
     ];
     for (file, text, needles) in cases {

@@ -15,8 +15,12 @@
 //! Every reason to halt is a `Halt` (see `halt.rs`), with its status and sentence.
 
 mod halt;
+mod memory;
+mod metrics;
+mod queue;
 mod reexec;
 mod reload;
+mod scrape;
 mod spawn;
 
 use std::collections::HashMap;
@@ -39,6 +43,7 @@ use crate::python::hooks::{Hook, Hooks, ServerView, WorkerView};
 use crate::signals::{Event, SignalPipe};
 use crate::systemd::notify::Notifier;
 use halt::Halt;
+use metrics::Restart;
 
 /// How long the master sleeps between turns when nothing happens.
 const TICK: Duration = Duration::from_millis(1000);
@@ -59,6 +64,10 @@ struct WorkerState {
     generation: u64,
     /// Sent TERM to make room (TTOU, reload, WINCH); not counted as serving.
     retiring: bool,
+    /// Its memory at the last sample (metrics, max_worker_memory).
+    memory: Option<memory::Memory>,
+    /// Retired to be replaced, and why (memory); counted when it exits.
+    recycle: Option<Restart>,
 }
 
 /// Where the master is in its life.
@@ -119,18 +128,30 @@ pub struct Arbiter {
     last_served: (u64, Instant),
     /// A hook whose failure stops Gunicorn raised: halt at the end of this turn.
     halting: Option<Halt>,
+    /// The metrics listener and its connections (`metrics_bind`).
+    scrapes: Option<scrape::Scrapes>,
+    /// Request counts of workers that have exited.
+    gone: crate::tally::Counts,
+    /// Workers replaced, by [`Restart`] in `Restart::ALL` order.
+    restarts: [u64; Restart::ALL.len()],
+    /// When worker memory was last sampled.
+    last_memory_check: Instant,
+    /// When `gunicorn.workers` last went to statsD.
+    last_statsd_gauge: Instant,
+    /// TERM arrived with `shutdown_delay`: serve on, not ready, until then.
+    shutdown_at: Option<Instant>,
 }
 
 impl Arbiter {
-    /// Take ownership of the listeners and the master's signal pipe; write the
-    /// pid file; import the app when preload_app is set.
+    /// Take ownership of the listeners (and the metrics listener, if any) and
+    /// the master's signal pipe; write the pid file.
     ///
     /// # Errors
     /// A pipe, mapping or pid file could not be created, or the preloaded app
     /// failed to import (returned as exit status 4 by the caller).
     pub fn new(
         config: Config,
-        listeners: Vec<Listener>,
+        (listeners, metrics): (Vec<Listener>, Option<Listener>),
         signals: SignalPipe,
         notifier: Notifier,
         hooks: Hooks,
@@ -183,6 +204,15 @@ impl Arbiter {
             served_by_gone: 0,
             last_served: (0, Instant::now()),
             halting: None,
+            scrapes: metrics.map(scrape::Scrapes::new),
+            gone: crate::tally::Counts::default(),
+            restarts: [0; Restart::ALL.len()],
+            // The first turn measures at once, so the first scrape has sizes.
+            last_memory_check: Instant::now()
+                .checked_sub(memory::SAMPLE_EVERY)
+                .unwrap_or_else(Instant::now),
+            last_statsd_gauge: Instant::now(),
+            shutdown_at: None,
         })
     }
 
@@ -219,7 +249,13 @@ impl Arbiter {
                 return status.code();
             }
             self.read_boot_reports();
+            self.check_memory();
+            self.serve_scrapes();
+            self.send_statsd_gauge();
             self.check_timeouts();
+            if self.shutdown_at.is_some_and(|at| Instant::now() >= at) {
+                self.stop(true);
+            }
             self.maybe_promote();
             self.tell_systemd();
             if let Life::Stopping { deadline, .. } = self.phase {
@@ -237,10 +273,10 @@ impl Arbiter {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Term => self.stop(true),
+            Event::Term => self.delay_or_stop(),
             Event::Int | Event::Quit => self.stop(false),
             Event::Chld => {}
-            _ if self.phase != Life::Running => {
+            _ if self.phase != Life::Running || self.shutdown_at.is_some() => {
                 crate::log::info(&format!("Ignoring {event:?} while stopping"));
             }
             Event::Hup => self.reload(),
@@ -344,7 +380,8 @@ impl Arbiter {
                 return false;
             }
         }
-        let close_in_child = [self.signals.fd(), self.booted_read.as_raw_fd()];
+        let mut close_in_child = vec![self.signals.fd(), self.booted_read.as_raw_fd()];
+        close_in_child.extend(self.scrapes.iter().flat_map(scrape::Scrapes::fds));
         let spawned = spawn::spawn_worker(
             &spawn::Inherit {
                 config: &self.config,
@@ -367,6 +404,8 @@ impl Arbiter {
                     age,
                     generation: self.generation,
                     retiring: false,
+                    memory: None,
+                    recycle: None,
                 };
                 self.workers.insert(pid, state);
                 true
@@ -409,14 +448,23 @@ impl Arbiter {
         }
     }
 
-    /// Sleep until a signal, a boot report, or the next tick.
+    /// Sleep until a signal, a boot report, a scrape, or the next tick.
     fn wait_for_activity(&self) {
+        use nix::poll::{PollFd, PollFlags};
         // SAFETY: the pipe's read end lives as long as `self.signals`.
         let signals_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.signals.fd()) };
-        let mut fds = [
-            nix::poll::PollFd::new(signals_fd, nix::poll::PollFlags::POLLIN),
-            nix::poll::PollFd::new(self.booted_read.as_fd(), nix::poll::PollFlags::POLLIN),
+        let mut fds = vec![
+            PollFd::new(signals_fd, PollFlags::POLLIN),
+            PollFd::new(self.booted_read.as_fd(), PollFlags::POLLIN),
         ];
+        if let Some(scrapes) = &self.scrapes {
+            fds.extend(
+                scrapes
+                    .poll_fds()
+                    .into_iter()
+                    .map(|(fd, f)| PollFd::new(fd, f)),
+            );
+        }
         let mut timeout = match self.phase {
             Life::Stopping { deadline, .. } => deadline
                 .saturating_duration_since(Instant::now())
@@ -427,12 +475,33 @@ impl Arbiter {
         if let Some(interval) = self.notifier.watchdog_interval() {
             timeout = timeout.min(interval);
         }
+        if let Some(at) = self.shutdown_at {
+            timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+        }
         let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
     }
 
+    /// TERM: with `shutdown_delay`, serve on for that long while /readyz says
+    /// not ready (a load balancer drains first), then stop gracefully; a
+    /// second TERM during the delay stops at once.
+    fn delay_or_stop(&mut self) {
+        match self.config.shutdown_delay() {
+            Some(delay) if self.phase == Life::Running && self.shutdown_at.is_none() => {
+                crate::log::info(&format!(
+                    "Handling signal: term; serving {}s more while /readyz reports not ready",
+                    delay.as_secs()
+                ));
+                self.notifier.stopping();
+                self.shutdown_at = Some(Instant::now() + delay);
+            }
+            _ => self.stop(true),
+        }
+    }
+
     /// Begin a graceful (TERM) or quick (INT/QUIT) stop.
     fn stop(&mut self, graceful: bool) {
+        self.shutdown_at = None;
         if let Life::Stopping { graceful: was, .. } = self.phase {
             if was && !graceful {
                 // A second, impatient signal turns a graceful stop into a quick one.
@@ -500,10 +569,11 @@ impl Arbiter {
                 continue;
             };
             self.served_by_gone += w.slot.served();
+            let expected = w.retiring || self.phase != Life::Running;
+            self.account_exit(&w, expected);
             self.heartbeats.release(w.slot);
             self.board.vacate(w.slot.index);
             self.child_exit(pid, &w);
-            let expected = w.retiring || self.phase != Life::Running;
             match code.map(|c| (c, ExitStatus::from_code(c))) {
                 Some((_, Some(exit @ (ExitStatus::AppLoad | ExitStatus::WorkerBoot)))) => {
                     let (fatal, what) = if exit == ExitStatus::AppLoad {

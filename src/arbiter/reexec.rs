@@ -43,6 +43,7 @@ pub fn reexec(
     invocation: &Invocation,
     env: &[(String, String)],
     listeners: &[Listener],
+    metrics: Option<&Listener>,
     takeover: bool,
 ) -> std::io::Result<Pid> {
     let cstr = |bytes: &[u8]| {
@@ -56,7 +57,12 @@ pub fn reexec(
         .map(|a: &OsString| cstr(a.as_bytes()))
         .collect::<Result<_, _>>()?;
     let cwd = cstr(invocation.cwd.as_os_str().as_bytes())?;
-    let names: Vec<&str> = listeners.iter().map(|_| "rgunicorn").collect();
+    // The metrics socket goes last, under the name that keeps it off HTTP duty.
+    let mut names: Vec<&str> = listeners.iter().map(|_| "rgunicorn").collect();
+    let listeners: Vec<&Listener> = listeners.iter().chain(metrics).collect();
+    if metrics.is_some() {
+        names.push(crate::startup::METRICS_FD_NAME);
+    }
     let mut vars: Vec<CString> = env
         .iter()
         .filter(|(k, _)| !OURS.contains(&k.as_str()))

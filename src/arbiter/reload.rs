@@ -226,13 +226,22 @@ impl Arbiter {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        match reexec::reexec(&self.launch.invocation, &env, &self.listeners, takeover) {
+        match reexec::reexec(
+            &self.launch.invocation,
+            &env,
+            &self.listeners,
+            self.scrapes.as_ref().map(super::scrape::Scrapes::listener),
+            takeover,
+        ) {
             Ok(pid) => {
                 crate::log::info(&format!("Started a new master (pid:{pid})"));
                 self.reexec_child = Some(pid);
                 // The new master serves the same socket files now.
                 for l in &mut self.listeners {
                     l.keep_path();
+                }
+                if let Some(scrapes) = &mut self.scrapes {
+                    scrapes.keep_path();
                 }
             }
             Err(e) => crate::log::error(&format!("cannot start a new master: {e}")),

@@ -180,7 +180,38 @@ An unknown key is an error with a suggestion; a bad value is an error naming the
 key, the value and the file and line; both exit with status 2.
 "#;
 
-const CONF_TAIL: &str = r#".SH EXAMPLES
+const CONF_TAIL: &str = r#".SH LOGGING CONFIGURATION
+\fBlogconfig_dict\fR, \fBlogconfig_json\fR and \fBlogconfig\fR (preferred in that
+order, as in Gunicorn) are applied by Python's \fBlogging.config\fR in the
+embedded interpreter, at start and on HUP, so the application's own loggers and
+the root logger get exactly the handlers, levels and formats they name. The
+loggers \fBgunicorn.error\fR and \fBgunicorn.access\fR are then read back and
+mapped onto the logs rgunicorn writes itself:
+.TP
+.B level of gunicorn.error
+becomes \fBloglevel\fR.
+.TP
+.B FileHandler (or a subclass)
+becomes \fBerrorlog\fR or \fBaccesslog\fR, the handler's file.
+.TP
+.B StreamHandler on stderr or stdout
+becomes \fBerrorlog\fR or \fBaccesslog\fR \fB\-\fR.
+.TP
+.B SysLogHandler
+turns \fBsyslog\fR on with the handler's address and facility.
+.PP
+Not mapped, each named in a warning at start: formatters (rgunicorn writes its
+own line formats), filters, other handler classes (HTTP, SMTP, queue, ...), a
+second file or stream handler on the same logger, and rotation by
+\fBRotatingFileHandler\fR/\fBTimedRotatingFileHandler\fR (the file is used
+as is; rotate with logrotate and USR1). The two loggers' handlers are then
+replaced by rgunicorn's bridge, so Python records logged to them follow the
+mapping. A logger the configuration does not name keeps rgunicorn's settings
+(Gunicorn's \fBCONFIG_DEFAULTS\fR are not merged in). \fBlogconfig_dict\fR must
+hold only literals. A configuration Python refuses (an unreadable file, an
+unknown handler class) stops start-up with exit status 2, naming the setting.
+\fBlogger_class\fR is not supported.
+.SH EXAMPLES
 A Python config file:
 .PP
 .nf
@@ -258,6 +289,7 @@ pub fn man_page() -> String {
     }
     out.push_str(".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nShow the options and exit.\n");
     out.push_str(".TP\n\\fB\\-v\\fR, \\fB\\-\\-version\\fR\nShow the version and exit.\n");
+    out.push_str(MAN_METRICS);
     out.push_str(MAN_TAIL);
     out
 }
@@ -293,6 +325,81 @@ with literal arguments only, such as \fBcreate_app("prod")\fR.
 Options use Gunicorn's names and defaults. Arguments in
 \fBRGUNICORN_CMD_ARGS\fR (or \fBGUNICORN_CMD_ARGS\fR) are read before the command
 line, which takes precedence.
+"#;
+
+const MAN_METRICS: &str = r#".SH METRICS AND HEALTH
+With \fB\-\-metrics\-bind\fR, or a passed socket named \fBmetrics\fR
+(\fBFileDescriptorName=metrics\fR), the master answers on that socket, inside
+its own loop and without asking any worker (workers count into shared memory;
+a stopped or wedged worker cannot delay an answer):
+.TP
+.B GET /healthz
+200 while the master runs.
+.TP
+.B GET /readyz
+200 while at least \fB\-\-ready\-min\-workers\fR workers (default: all) have loaded
+the application and are not draining; 503 while they boot, from a HUP until the
+new workers serve, during \fB\-\-shutdown\-delay\fR and while stopping.
+.TP
+.B GET /metrics
+The OpenMetrics text format (which Prometheus reads), encoded by the
+\fBprometheus\-client\fR crate. Per-worker series are labelled \fBworker\fR (its
+slot number, reused by its replacement) and \fBpid\fR:
+.RS
+.TP
+.B rgunicorn_worker_state{worker,pid,state}
+1 for the state each worker is in: \fBbooting\fR, \fBidle\fR, \fBbusy\fR (a
+request in the app), \fBdraining\fR (retired, max_requests, memory, stopping).
+.TP
+.B rgunicorn_workers{state}
+Workers per state; \fBrgunicorn_workers_wanted\fR, the number kept.
+.TP
+.B rgunicorn_worker_requests_total{worker,pid}
+Requests each worker has handed to the app.
+.TP
+.B rgunicorn_worker_heartbeat_age_seconds{worker,pid}
+Seconds since the worker's last heartbeat (it grows while the app runs a request).
+.TP
+.BR rgunicorn_worker_rss_bytes ", " rgunicorn_worker_pss_bytes
+Each worker's resident and proportional set size, from
+\fB/proc/\fIPID\fB/smaps_rollup\fR, sampled every second.
+.TP
+.B rgunicorn_requests_total{method,status}
+Requests answered, including those the parser refused, by method class
+(\fBGET HEAD POST PUT DELETE PATCH OPTIONS other\fR) and status class (\fB1xx\fR
+to \fB5xx\fR).
+.TP
+.B rgunicorn_request_duration_seconds
+A histogram of the time from a request reaching the app to its response being
+complete (buckets 5 ms to 10 s).
+.TP
+.B rgunicorn_requests_in_flight
+Requests handed to the app and not finished.
+.TP
+.BR rgunicorn_listen_queue_length{listener} ", " rgunicorn_listen_queue_limit{listener}
+Connections waiting in each listener's accept queue, and its backlog: from
+\fBTCP_INFO\fR for TCP, from a sock_diag netlink query (what \fBss \-xl\fR
+shows) for unix sockets (the packaged units allow no netlink sockets: add
+\fBRestrictAddressFamilies=AF_NETLINK\fR in a drop-in to get it).
+.TP
+.B rgunicorn_worker_restarts_total{reason}
+Workers replaced, by \fBreason\fR: \fBexit\fR (died or exited unasked),
+\fBtimeout\fR, \fBmax_requests\fR, \fBmemory\fR (\fB\-\-max\-worker\-memory\fR).
+.TP
+.B rgunicorn_ready
+1 while /readyz answers 200.
+.RE
+.PP
+Counts of workers that have exited are kept, so totals never go down when a
+worker is replaced. \fBbench/metrics.sh\fR in the source tree measures what
+scraping costs.
+.SS statsD and syslog
+\fB\-\-statsd\-host\fR sends Gunicorn's statsD metrics (\fBgunicorn.requests\fR,
+\fBgunicorn.request.status.\fICODE\fR, \fBgunicorn.request.duration\fR,
+\fBgunicorn.workers\fR, \fBgunicorn.log.warning\fR/\fBerror\fR/\fBcritical\fR);
+\fB\-\-log\-syslog\fR sends the error log (and access lines) to syslog as
+\fB<\fIPRI\fB>gunicorn.\fIPREFIX\fB.error: [\fIPID\fB] \fImessage\fR. See the
+settings for the details.
 "#;
 
 const MAN_TAIL: &str = r#".SH SIGNALS

@@ -129,6 +129,8 @@ pub enum Section {
     Security,
     /// Error and access logs.
     Logging,
+    /// Metrics, health and readiness, memory recycling.
+    Operations,
     /// Config file and debugging.
     Config,
     /// Process naming.
@@ -141,13 +143,14 @@ pub enum Section {
 
 impl Section {
     /// All sections in display order.
-    pub const ALL: [Section; 9] = [
+    pub const ALL: [Section; 10] = [
         Section::Config,
         Section::Socket,
         Section::Worker,
         Section::Server,
         Section::Security,
         Section::Logging,
+        Section::Operations,
         Section::ProcessNaming,
         Section::Ssl,
         Section::Hooks,
@@ -161,6 +164,7 @@ impl Section {
             Section::Server => "Server Mechanics",
             Section::Security => "Security",
             Section::Logging => "Logging",
+            Section::Operations => "Operations",
             Section::Config => "Config File",
             Section::ProcessNaming => "Process Naming",
             Section::Ssl => "SSL",
@@ -417,6 +421,41 @@ pub struct Config {
     pub server_header: String,
     /// SCRIPT_NAME from the environment: the URL prefix the app is mounted at.
     pub script_name: String,
+    /// `metrics_bind`: where the master serves /metrics, /healthz and /readyz.
+    pub metrics_bind: Option<Address>,
+    /// `ready_min_workers`: serving workers /readyz needs; 0 means all.
+    pub ready_min_workers: usize,
+    /// `shutdown_delay` seconds; read it as [`Config::shutdown_delay`].
+    pub(in crate::config) shutdown_delay: u64,
+    /// `max_worker_memory` MiB (0: off); read it as
+    /// [`Config::max_worker_memory_bytes`].
+    pub(in crate::config) max_worker_memory: u64,
+    /// `statsd_host`: where statsD metrics go; None sends none.
+    pub statsd_host: Option<crate::log::statsd::StatsdTarget>,
+    /// `statsd_prefix`, as typed (the client adds the dot).
+    pub statsd_prefix: String,
+    /// `dogstatsd_tags`, comma-separated.
+    pub dogstatsd_tags: String,
+    /// `syslog`: send the error log to syslog too.
+    pub syslog_enabled: bool,
+    /// `syslog_addr`.
+    pub syslog_addr: crate::log::syslog::SyslogTarget,
+    /// `syslog_prefix`; None uses the process name.
+    pub syslog_prefix: Option<String>,
+    /// `syslog_facility`, as its number.
+    pub syslog_facility: u8,
+    /// Access lines go to syslog too (not `disable_redirect_access_to_syslog`).
+    pub access_to_syslog: bool,
+    /// `capture_output`: stdout and stderr follow the error log file.
+    pub capture_output: bool,
+    /// `enable_stdio_inheritance`: --daemon keeps stdout and stderr.
+    pub stdio_inherited: bool,
+    /// `logconfig`: a fileConfig INI file.
+    pub logconfig: Option<PathBuf>,
+    /// `logconfig_json`: a dictConfig JSON file.
+    pub logconfig_json: Option<PathBuf>,
+    /// `logconfig_dict`: a dictConfig dictionary, as Python's repr.
+    pub logconfig_dict: Option<String>,
 }
 
 impl Default for Config {
@@ -476,6 +515,26 @@ impl Default for Config {
             default_proc_name: "rgunicorn".to_owned(),
             server_header: "rgunicorn".to_owned(),
             script_name: String::new(),
+            metrics_bind: None,
+            ready_min_workers: 0,
+            shutdown_delay: 0,
+            max_worker_memory: 0,
+            statsd_host: None,
+            statsd_prefix: String::new(),
+            dogstatsd_tags: String::new(),
+            syslog_enabled: false,
+            syslog_addr: crate::log::syslog::SyslogTarget::Udp(
+                "localhost".into(),
+                crate::log::syslog::DEFAULT_PORT,
+            ),
+            syslog_prefix: None,
+            syslog_facility: 1,
+            access_to_syslog: true,
+            capture_output: false,
+            stdio_inherited: false,
+            logconfig: None,
+            logconfig_json: None,
+            logconfig_dict: None,
         }
     }
 }
@@ -530,6 +589,26 @@ impl Config {
         match self.body_timeout {
             0 => self.io_timeout(),
             n => Duration::from_secs(n),
+        }
+    }
+
+    /// `shutdown_delay`: how long to serve on after TERM with /readyz not
+    /// ready; None when 0.
+    pub fn shutdown_delay(&self) -> Option<Duration> {
+        (self.shutdown_delay > 0).then(|| Duration::from_secs(self.shutdown_delay))
+    }
+
+    /// `max_worker_memory` in bytes; None when 0 (no limit).
+    pub fn max_worker_memory_bytes(&self) -> Option<u64> {
+        (self.max_worker_memory > 0).then(|| self.max_worker_memory.saturating_mul(1 << 20))
+    }
+
+    /// Serving workers /readyz needs: `ready_min_workers`, or all `wanted`
+    /// when it is 0 (never more than are wanted).
+    pub fn ready_workers(&self, wanted: usize) -> usize {
+        match self.ready_min_workers {
+            0 => wanted,
+            n => n.min(wanted),
         }
     }
 

@@ -268,11 +268,11 @@ mod tests {
 
     #[test]
     fn unsupported_setting_is_refused_by_name_unless_default() {
-        assert!(resolve(&raw(&[("syslog", "False", file(1))]), &|_| None).is_ok());
-        let err = resolve(&raw(&[("syslog", "true", Source::CommandLine)]), &|_| None).unwrap_err();
+        assert!(resolve(&raw(&[("spew", "False", file(1))]), &|_| None).is_ok());
+        let err = resolve(&raw(&[("spew", "true", Source::CommandLine)]), &|_| None).unwrap_err();
         assert!(matches!(
             err,
-            SettingError::NotSupported { key: "syslog", .. }
+            SettingError::NotSupported { key: "spew", .. }
         ));
     }
 

@@ -39,6 +39,8 @@ enum Out {
         file: File,
     },
     Journal(Journal),
+    /// No `accesslog`: the lines only go to syslog.
+    Nowhere,
 }
 
 impl AccessLog {
@@ -83,6 +85,15 @@ impl AccessLog {
         AccessLog::with_out(Out::Journal(journal), format)
     }
 
+    /// An access log whose lines only go to syslog (`syslog` without
+    /// `accesslog`, as Gunicorn redirects them).
+    ///
+    /// # Errors
+    /// The format does not compile.
+    pub fn syslog_only(format: &str) -> std::io::Result<AccessLog> {
+        AccessLog::with_out(Out::Nowhere, format)
+    }
+
     fn with_out(out: Out, format: &str) -> std::io::Result<AccessLog> {
         let format = Format::compile(format).map_err(std::io::Error::other)?;
         Ok(AccessLog {
@@ -109,7 +120,9 @@ impl AccessLog {
         } else {
             self.format.render(entry)
         };
+        super::syslog::access_record(&line);
         match &mut self.out {
+            Out::Nowhere => {}
             Out::Journal(j) => {
                 let fields = journal_fields(entry, &line, &request_id);
                 let borrowed: Vec<(&str, &[u8])> =

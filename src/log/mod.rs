@@ -25,6 +25,8 @@
 pub mod access;
 mod access_format;
 pub mod journal;
+pub mod statsd;
+pub mod syslog;
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -117,6 +119,42 @@ struct Logger {
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
+
+/// `capture_output` is on: fds 1 and 2 follow the error log file, also after
+/// a reopen.
+static CAPTURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `capture_output`: point this process's stdout and stderr (fds 1 and 2, which
+/// the workers inherit) at the error log file, now and after every [`reopen`],
+/// so `print()` and what C extensions write land in the log, as in Gunicorn.
+/// Returns false when the error log is not a file: stderr and the journal
+/// already collect both streams, so there is nothing to redirect.
+///
+/// # Errors
+/// dup2(2) failed.
+pub fn capture_output() -> std::io::Result<bool> {
+    let Some(logger) = LOGGER.get() else {
+        return Ok(false);
+    };
+    let sink = logger.sink.lock().unwrap_or_else(|p| p.into_inner());
+    let Sink::File { file, .. } = &*sink else {
+        return Ok(false);
+    };
+    CAPTURE.store(true, std::sync::atomic::Ordering::Relaxed);
+    redirect_stdio(file)?;
+    Ok(true)
+}
+
+fn redirect_stdio(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    for fd in [1, 2] {
+        // SAFETY: dup2 onto the standard descriptors; `file` stays open.
+        if unsafe { libc::dup2(file.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
 
 /// Where a log goes: the meaning of an `errorlog` or `accesslog` value, decided
 /// once when the setting is applied. Whether `-` ends up in the journal depends
@@ -238,6 +276,9 @@ impl Sink {
     fn reopen(&mut self) -> std::io::Result<()> {
         if let Sink::File { path, file } = self {
             *file = open_append(path)?;
+            if CAPTURE.load(std::sync::atomic::Ordering::Relaxed) {
+                redirect_stdio(file)?;
+            }
         }
         Ok(())
     }
@@ -251,11 +292,14 @@ pub fn log(level: Level, msg: &str) {
 /// Log `msg` at `level` for a Python logger (`gunicorn.error`, an app's): the
 /// journal entry names it as `PYTHON_LOGGER`.
 pub fn log_from(level: Level, msg: &str, python_logger: Option<&str>) {
+    // Gunicorn counts warnings and errors whatever the level lets through.
+    statsd::log_record(level);
     let threshold = LOGGER.get().map_or(Level::Info, |l| l.level);
     if level < threshold {
         return;
     }
     let msg = msg.trim_end();
+    syslog::error_record(level, msg);
     let Some(logger) = LOGGER.get() else {
         let _ = std::io::stderr().write_all(gunicorn_line(level, msg).as_bytes());
         return;

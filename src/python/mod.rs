@@ -8,6 +8,7 @@ pub mod app;
 pub mod conf;
 pub mod hooks;
 pub mod interp;
+pub mod logconfig;
 pub mod logging;
 
 use pyo3::prelude::*;

@@ -237,6 +237,14 @@ fn load_failure_text(e: &AppLoadError) -> String {
 /// The access log, when `accesslog` is set.
 fn open_access_log(config: &Config) -> Result<Option<AccessLog>, BootError> {
     let Some(target) = &config.access_log else {
+        if crate::log::syslog::wants_access() {
+            return AccessLog::syslog_only(&config.access_log_format)
+                .map(Some)
+                .map_err(|source| BootError::AccessLog {
+                    dest: "syslog".into(),
+                    source,
+                });
+        }
         return Ok(None);
     };
     AccessLog::open_target(target, &config.access_log_format)

@@ -113,16 +113,19 @@ impl Server<'_> {
         match handled {
             Handled::Done(outcome) => self.complete(slot, &head, outcome, started),
             Handled::Parked(parked, body) => {
-                if let Some(conn) = self.conn_mut(slot) {
-                    // Not idle: a graceful stop waits for it like any request.
-                    let in_flight = InFlight {
-                        parked,
-                        body,
-                        head,
-                        started,
-                    };
-                    conn.phase.park(in_flight, Instant::now());
-                }
+                let Some(conn) = self.conn_mut(slot) else {
+                    // Its client is gone: the request is over.
+                    self.heartbeat.tally().finish();
+                    return;
+                };
+                // Not idle: a graceful stop waits for it like any request.
+                let in_flight = InFlight {
+                    parked,
+                    body,
+                    head,
+                    started,
+                };
+                conn.phase.park(in_flight, Instant::now());
             }
         }
     }
@@ -130,6 +133,11 @@ impl Server<'_> {
     /// A response is complete: take the buffers back, log it; the connection
     /// writes it, then reads the next request or closes.
     fn complete(&mut self, slot: usize, head: &RequestHead, outcome: Outcome, started: Started) {
+        let tally = self.heartbeat.tally();
+        let duration = started.clock.elapsed();
+        tally.record(&head.method, outcome.status, duration);
+        tally.finish();
+        crate::log::statsd::request(outcome.status, duration);
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -175,6 +183,10 @@ impl Server<'_> {
         conn.rbuf.clear();
         conn.rpos = 0;
         conn.phase.response_done(false, Instant::now());
+        self.heartbeat
+            .tally()
+            .record(&line.method, status, Duration::ZERO);
+        crate::log::statsd::request(status, Duration::ZERO);
         if let Some(access) = self.access.as_mut() {
             // A refused request is still a request the operator wants to see,
             // with the status it got.

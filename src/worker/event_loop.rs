@@ -342,6 +342,10 @@ impl<'a> Server<'a> {
             return;
         }
         self.stopping = true;
+        self.heartbeat.set_draining(match why {
+            Retire::MaxRequests => crate::heartbeat::Drain::MaxRequests,
+            Retire::Term | Retire::Reload(_) => crate::heartbeat::Drain::Stopping,
+        });
         match why {
             Retire::Term => {}
             Retire::MaxRequests => crate::log::info("Autorestarting worker after current request."),
@@ -506,6 +510,10 @@ impl<'a> Server<'a> {
     /// Drop a connection and its slot, closing the socket.
     fn forget(&mut self, slot: usize) {
         if let Some(c) = self.conns.get_mut(slot).and_then(Option::take) {
+            if let Phase::Parked { .. } = c.phase {
+                // A response its client never read to the end: over all the same.
+                self.heartbeat.tally().finish();
+            }
             let _ = self
                 .poll
                 .registry()

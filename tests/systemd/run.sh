@@ -20,6 +20,12 @@
 #   verify    `systemd-analyze verify --man=no` of the units prints nothing
 #   manpages  Documentation=man:... pages resolve (verify with --man=yes)
 #   security  `systemd-analyze security rgunicorn@demo.service` exposure <= 4.0
+#   flask     Flask's `app.logger.handlers = logging.getLogger('gunicorn.error')
+#             .handlers` recipe: an app message is a journal entry with
+#             PYTHON_LOGGER naming the app's logger
+#   metrics   a second socket unit with FileDescriptorName=metrics gives the
+#             master its metrics listener: /metrics counts the request that
+#             activated the service, /readyz and /healthz answer 200
 #
 # Usage: tests/systemd/run.sh [CHECK...]   (or RGUNICORN_SYSTEMD_CHECKS="a b")
 # Prints PASS/FAIL per check and `systemd: N passed, M failed`; exits 0 only when
@@ -43,7 +49,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ALL_CHECKS="activate status journal reload restart watchdog fdstore verify manpages security"
+ALL_CHECKS="activate status journal reload restart watchdog fdstore verify manpages security flask metrics"
 CHECKS=${*:-${RGUNICORN_SYSTEMD_CHECKS:-$ALL_CHECKS}}
 BINDIR=/usr/local/bin
 SOCK=/run/rgunicorn/demo.sock
@@ -101,6 +107,16 @@ done
 put 0644 /etc/rgunicorn/demo.conf <"$HERE/demo.conf"
 put 0644 /etc/rgunicorn/rgunicorn.conf <"$HERE/plain.conf"
 put 0644 /srv/demo/hello.py <"$HERE/hello.py"
+put 0644 /srv/demo/flask_logging.py <"$ROOT/tests/apps/flask_logging.py"
+printf '[rgunicorn]\nwsgi_app = flask_logging:app\nchdir = /srv/demo\nworkers = 1\n' |
+    put 0644 /etc/rgunicorn/flask.conf
+printf '[rgunicorn]\nwsgi_app = hello:app\nchdir = /srv/demo\nworkers = 2\n' |
+    put 0644 /etc/rgunicorn/ops.conf
+printf '[Socket]\nListenStream=127.0.0.1:9100\nFileDescriptorName=metrics\nService=rgunicorn@ops.service\n' |
+    put 0644 /etc/systemd/system/rgunicorn-ops-metrics.socket
+# AF_NETLINK: the unix listener's accept queue is read through sock_diag.
+printf '[Unit]\nRequires=rgunicorn-ops-metrics.socket\nAfter=rgunicorn-ops-metrics.socket\n[Service]\nSockets=rgunicorn@ops.socket rgunicorn-ops-metrics.socket\nRestrictAddressFamilies=AF_NETLINK\n' |
+    put 0644 /etc/systemd/system/rgunicorn@ops.service.d/60-metrics.conf
 CT chmod 0755 /srv/demo /etc/rgunicorn
 if [ -n "${RGUNICORN_TEST_ARGS:-}" ]; then
     log "ExecStart= overridden: rgunicorn $RGUNICORN_TEST_ARGS"
@@ -369,6 +385,63 @@ check_security() {
     else
         echo "$out" | tail -3 | sed 's/^/    /'
         fail "exposure '${level:-?}' (must be <= 4.0)"
+    fi
+}
+
+check_flask() {
+    CT systemctl start rgunicorn@flask.socket || { fail "cannot start rgunicorn@flask.socket"; return; }
+    local body verdict
+    body=$(CT curl -sS -m 20 --unix-socket /run/rgunicorn/flask.sock http://x/)
+    sleep 0.5
+    CT journalctl --sync 2>/dev/null
+    CT journalctl -u rgunicorn@flask.service -o json --all --no-pager >"$WORK/flask.json"
+    verdict=$(python3 - "$WORK/flask.json" <<'PY'
+import json, sys
+entries = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8", errors="replace") if l.strip()]
+hits = [e for e in entries if e.get("MESSAGE") == "hello from the flask app"]
+if not hits:
+    print("no journal entry with the app's message")
+else:
+    e = hits[-1]
+    print(f"PYTHON_LOGGER={e.get('PYTHON_LOGGER')} PRIORITY={e.get('PRIORITY')} "
+          f"SYSLOG_IDENTIFIER={e.get('SYSLOG_IDENTIFIER')} _TRANSPORT={e.get('_TRANSPORT')}")
+    ok = (e.get("PYTHON_LOGGER") == "flask_logging" and e.get("PRIORITY") == "6"
+          and e.get("_TRANSPORT") == "journal")
+    print("OK" if ok else "wrong fields")
+PY
+)
+    CT systemctl stop rgunicorn@flask.socket rgunicorn@flask.service
+    echo "$verdict" | head -1 | sed 's/^/    /'
+    if [ "$body" = logged ] && [ "$(echo "$verdict" | tail -1)" = OK ]; then
+        pass "the Flask recipe's message is a journal entry with PYTHON_LOGGER"
+    else
+        fail "reply '$body'; $(echo "$verdict" | tail -1)"
+    fi
+}
+
+check_metrics() {
+    CT systemctl start rgunicorn-ops-metrics.socket rgunicorn@ops.socket ||
+        { fail "cannot start the ops sockets"; return; }
+    local body metrics ready health
+    body=$(CT curl -sS -m 20 --unix-socket /run/rgunicorn/ops.sock http://x/)
+    wait_prop ActiveState rgunicorn@ops.service active 10
+    # Worker sizes are sampled every second: wait (bounded) for the first.
+    for _ in $(seq 30); do
+        metrics=$(CT curl -sS -m 5 http://127.0.0.1:9100/metrics)
+        echo "$metrics" | grep -q '^rgunicorn_worker_pss_bytes{' && break
+        sleep 0.1
+    done
+    ready=$(CT curl -sS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:9100/readyz)
+    health=$(CT curl -sS -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:9100/healthz)
+    CT systemctl stop rgunicorn@ops.service rgunicorn@ops.socket rgunicorn-ops-metrics.socket
+    echo "$metrics" | grep -E '^rgunicorn_(requests_total|workers\{state="idle"\}|listen_queue_limit|worker_pss_bytes)' | sed 's/^/    /'
+    if [[ "$body" == "Hello from rgunicorn!"* ]] && [ "$ready" = 200 ] && [ "$health" = 200 ] &&
+        echo "$metrics" | grep -q '^rgunicorn_requests_total{method="GET",status="2xx"} 1$' &&
+        echo "$metrics" | grep -q 'listener="unix:/run/rgunicorn/ops.sock"' &&
+        echo "$metrics" | grep -q '^rgunicorn_worker_pss_bytes{'; then
+        pass "FileDescriptorName=metrics serves /metrics, /readyz and /healthz from the master"
+    else
+        fail "reply '$body', /readyz $ready, /healthz $health"
     fi
 }
 

@@ -31,6 +31,7 @@ mod config_file;
 mod hooks;
 mod logging;
 mod naming;
+mod operations;
 mod proxy;
 mod security;
 mod server;
@@ -113,6 +114,10 @@ pub static ALL: &[&Setting] = &[
     &logging::STATSD_HOST,
     &logging::DOGSTATSD_TAGS,
     &logging::STATSD_PREFIX,
+    &operations::METRICS_BIND,
+    &operations::READY_MIN_WORKERS,
+    &operations::SHUTDOWN_DELAY,
+    &operations::MAX_WORKER_MEMORY,
     &naming::PROC_NAME,
     &naming::DEFAULT_PROC_NAME,
     &ssl::KEYFILE,
