@@ -2,8 +2,8 @@
 //! systemd-native service daemon.
 //!
 //! Data flows one way: config → sockets → arbiter → worker → http → wsgi → app.
-//! `systemd` and `log` sit at the edges; anything may call them. `signals` and
-//! `heartbeat` are the contracts between the master and its workers: both
+//! `systemd` and `log` sit at the edges; anything may call them. `signals`,
+//! `heartbeat` and `balance` are the contracts between the master and its workers: both
 //! depend on them, so neither reaches into the other. `launch` is read by
 //! start-up and by the arbiter's SIGHUP; `startup` builds the arbiter and
 //! nothing calls back into it.
@@ -23,6 +23,8 @@
 //! signals.rs     the self-pipe: signal handler → one byte → `Event`, per process
 //! heartbeat.rs   shared-memory liveness slots: the master reads, a worker writes
 //! tally.rs       request counters and duration buckets inside those slots
+//! balance.rs     each worker's open connections in shared memory: a worker
+//!                leaves a new connection to a less loaded peer
 //! arbiter/       the master: fork, reap, heartbeat timeouts, HUP generations,
 //!                USR2 re-exec, READY/WATCHDOG/STATUS, halting on 3 and 4;
 //!                the metrics listener (/metrics, /healthz, /readyz) and
