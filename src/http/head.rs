@@ -148,14 +148,19 @@ pub enum BodyKind {
 /// One parsed request head, owning its strings so the read buffer can be reused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {
-    /// The method as sent, case preserved (methods are case-sensitive).
-    pub method: String,
-    /// The raw request-target, which becomes `RAW_URI`.
-    pub target: String,
+    /// The method, the target and every field name, back to back: one
+    /// allocation for all of them (see [`RequestHead::method`]).
+    text: String,
+    /// Every field value, back to back (values may hold obs-text: bytes).
+    values: Vec<u8>,
+    /// Where the method ends in `text`; the target follows it.
+    method_end: usize,
+    /// Where the target ends in `text`; the field names follow it.
+    target_end: usize,
+    /// Per field, where its name ends in `text` and its value in `values`.
+    field_ends: Vec<(usize, usize)>,
     /// Protocol version from the request line.
     pub version: Version,
-    /// Header fields in order: name as sent, value with surrounding OWS trimmed.
-    pub headers: Vec<(String, Vec<u8>)>,
     /// Body framing derived from Content-Length / Transfer-Encoding.
     pub body: BodyKind,
     /// Whether the client allows the connection to persist after this request:
@@ -166,12 +171,94 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
+/// The fields of a [`RequestHead`] in order: name as sent, value with
+/// surrounding OWS trimmed.
+#[derive(Clone)]
+pub struct Fields<'h> {
+    head: &'h RequestHead,
+    next: usize,
+}
+
+impl<'h> Iterator for Fields<'h> {
+    type Item = (&'h str, &'h [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let head = self.head;
+        let &(name_end, value_end) = head.field_ends.get(self.next)?;
+        let (name_start, value_start) = match self.next {
+            0 => (head.target_end, 0),
+            i => head.field_ends[i - 1],
+        };
+        self.next += 1;
+        Some((
+            &head.text[name_start..name_end],
+            &head.values[value_start..value_end],
+        ))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.head.field_ends.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Fields<'_> {}
+
 impl RequestHead {
+    /// A head from its parts; the strings are copied into two buffers.
+    pub fn new<'f>(
+        method: &str,
+        target: &str,
+        version: Version,
+        fields: impl Iterator<Item = (&'f str, &'f [u8])> + Clone,
+        body: BodyKind,
+    ) -> RequestHead {
+        let names: usize = fields.clone().map(|(n, _)| n.len()).sum();
+        let values: usize = fields.clone().map(|(_, v)| v.len()).sum();
+        let mut head = RequestHead {
+            text: String::with_capacity(method.len() + target.len() + names),
+            values: Vec::with_capacity(values),
+            method_end: method.len(),
+            target_end: method.len() + target.len(),
+            field_ends: Vec::with_capacity(fields.size_hint().0),
+            version,
+            body,
+            keep_alive: version == Version::Http11,
+            expect_continue: false,
+        };
+        head.text.push_str(method);
+        head.text.push_str(target);
+        for (name, value) in fields {
+            head.text.push_str(name);
+            head.values.extend_from_slice(value);
+            head.field_ends.push((head.text.len(), head.values.len()));
+        }
+        head
+    }
+
+    /// The method as sent, case preserved (methods are case-sensitive).
+    pub fn method(&self) -> &str {
+        &self.text[..self.method_end]
+    }
+
+    /// The raw request-target, which becomes `RAW_URI`.
+    pub fn target(&self) -> &str {
+        &self.text[self.method_end..self.target_end]
+    }
+
+    /// The header fields in order.
+    pub fn headers(&self) -> Fields<'_> {
+        Fields {
+            head: self,
+            next: 0,
+        }
+    }
+
     /// The path of the target: origin-form up to `?` or `#`; for absolute-form
     /// (`http://h:p/x?y`) the part after the authority (`/x`, or `""` when
     /// there is none); `"*"` for asterisk-form; `""` for authority-form.
     pub fn path(&self) -> &str {
-        let t = self.target.as_str();
+        let t = self.target();
         let from_path = if t.starts_with('/') || t == "*" {
             t
         } else if let Some(rest) = after_scheme(t) {
@@ -189,10 +276,11 @@ impl RequestHead {
 
     /// The query: after the first `?`, before any `#`; `""` when there is none.
     pub fn query(&self) -> &str {
-        let t = self.target.as_bytes();
+        let target = self.target();
+        let t = target.as_bytes();
         let end = memchr(b'#', t).unwrap_or(t.len());
         match memchr(b'?', &t[..end]) {
-            Some(q) => &self.target[q + 1..end],
+            Some(q) => &target[q + 1..end],
             None => "",
         }
     }
@@ -200,10 +288,9 @@ impl RequestHead {
     /// The value of the first header named `name`, compared ASCII
     /// case-insensitively.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 }
 
@@ -614,32 +701,27 @@ fn build(
     };
 
     let mut fields = FieldFacts::default();
-    let mut headers = Vec::with_capacity(req.headers.len());
     for h in req.headers.iter() {
         check_field_len(field_line_len(h, rest), limits.field_size)?;
         fields.observe(h.name, h.value)?;
-        headers.push((h.name.to_owned(), h.value.to_vec()));
     }
 
     let body = fields.body_kind(version)?;
-    let keep_alive = match version {
+    let upper;
+    let method = if limits.leniency.casefold_method {
+        upper = method.to_ascii_uppercase();
+        upper.as_str()
+    } else {
+        method
+    };
+    let pairs = req.headers.iter().map(|h| (h.name, h.value));
+    let mut head = RequestHead::new(method, target, version, pairs, body);
+    head.keep_alive = match version {
         Version::Http11 => !fields.close,
         Version::Http10 => fields.keep_alive && !fields.close,
     };
-    let method = if limits.leniency.casefold_method {
-        method.to_ascii_uppercase()
-    } else {
-        method.to_owned()
-    };
-    Ok(RequestHead {
-        method,
-        target: target.to_owned(),
-        version,
-        headers,
-        body,
-        keep_alive,
-        expect_continue: version == Version::Http11 && fields.expect_continue,
-    })
+    head.expect_continue = version == Version::Http11 && fields.expect_continue;
+    Ok(head)
 }
 
 /// What the framing- and connection-relevant header fields said, gathered in
@@ -987,15 +1069,15 @@ mod tests {
     fn simple_get_parses() {
         let h =
             head(b"GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nX-Thing:  v a l  \r\n\r\n");
-        assert_eq!(h.method, "GET");
-        assert_eq!(h.target, "/a/b?x=1&y=2");
+        assert_eq!(h.method(), "GET");
+        assert_eq!(h.target(), "/a/b?x=1&y=2");
         assert_eq!(h.path(), "/a/b");
         assert_eq!(h.query(), "x=1&y=2");
         assert_eq!(h.version, Version::Http11);
-        assert_eq!(h.headers.len(), 2);
+        assert_eq!(h.headers().len(), 2);
         assert_eq!(h.header("host"), Some(&b"example.com"[..]));
         assert_eq!(h.header("X-THING"), Some(&b"v a l"[..]));
-        assert_eq!(h.headers[1].0, "X-Thing");
+        assert_eq!(h.headers().nth(1).unwrap().0, "X-Thing");
         assert_eq!(h.body, BodyKind::Empty);
         assert!(h.keep_alive);
         assert!(!h.expect_continue);
@@ -1005,7 +1087,7 @@ mod tests {
     fn post_with_content_length_leaves_body_unconsumed() {
         let buf = b"POST /submit HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
         let (h, len) = parse_default(buf).unwrap().unwrap();
-        assert_eq!(h.method, "POST");
+        assert_eq!(h.method(), "POST");
         assert_eq!(h.body, BodyKind::Length(5));
         assert_eq!(&buf[len..], b"hello");
     }
@@ -1014,9 +1096,9 @@ mod tests {
     fn pipelined_heads_parse_one_at_a_time() {
         let buf = b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
         let (first, n) = parse_default(buf).unwrap().unwrap();
-        assert_eq!(first.target, "/1");
+        assert_eq!(first.target(), "/1");
         let (second, m) = parse_default(&buf[n..]).unwrap().unwrap();
-        assert_eq!(second.target, "/2");
+        assert_eq!(second.target(), "/2");
         assert_eq!(n + m, buf.len());
     }
 
@@ -1033,7 +1115,7 @@ mod tests {
     fn leading_empty_lines_are_skipped_and_counted() {
         let buf = b"\r\n\n\r\nGET / HTTP/1.1\r\n\r\n";
         let (h, len) = parse_default(buf).unwrap().unwrap();
-        assert_eq!(h.target, "/");
+        assert_eq!(h.target(), "/");
         assert_eq!(len, buf.len());
     }
 
@@ -1046,7 +1128,7 @@ mod tests {
     #[test]
     fn absolute_form_target_splits_path_and_query() {
         let h = head(b"GET http://h:8080/x/y?q=1#frag HTTP/1.1\r\n\r\n");
-        assert_eq!(h.target, "http://h:8080/x/y?q=1#frag");
+        assert_eq!(h.target(), "http://h:8080/x/y?q=1#frag");
         assert_eq!(h.path(), "/x/y");
         assert_eq!(h.query(), "q=1");
         let bare = head(b"GET https://h HTTP/1.1\r\n\r\n");
@@ -1271,7 +1353,7 @@ mod tests {
             ..Limits::default()
         };
         let (h, _) = parse(&buf, &limits).unwrap().unwrap();
-        assert_eq!(h.headers.len(), 250);
+        assert_eq!(h.headers().len(), 250);
         assert_eq!(h.header("x-249"), Some(&b"249"[..]));
         let limits = Limits {
             fields: 249,
@@ -1460,7 +1542,7 @@ mod tests {
         let req = b"GET /x HTTP/1.2\r\nHost: a\r\n\r\n";
         let (h, used) = parse(req, &Limits::default()).unwrap().unwrap();
         assert_eq!(h.version, Version::Http11);
-        assert_eq!(h.target, "/x");
+        assert_eq!(h.target(), "/x");
         assert_eq!(used, req.len());
         for end in 1..req.len() {
             assert_eq!(parse(&req[..end], &Limits::default()), Ok(None), "{end}");
@@ -1522,7 +1604,7 @@ mod tests {
         });
         let (h, used) = parse(req, &limits).unwrap().unwrap();
         assert_eq!(used, req.len() - 4);
-        assert_eq!(h.headers[0], ("Host".to_owned(), b"a".to_vec()));
+        assert_eq!(h.headers().next().unwrap(), ("Host", &b"a"[..]));
         assert_eq!(h.header("x-a"), Some(&b"b"[..]));
         // Partial heads wait, and the rest of the rules still hold.
         for end in 1..used {
@@ -1560,7 +1642,7 @@ mod tests {
         assert_eq!(&req[used..], b"hi");
         assert_eq!(h.header("x-long"), Some(&b"a b c"[..]));
         assert_eq!(h.body, BodyKind::Length(2));
-        assert_eq!(h.headers.len(), 2);
+        assert_eq!(h.headers().len(), 2);
         // Bare LF heads fold the same way.
         let lf = b"GET / HTTP/1.1\nA: 1\n 2\n\n";
         let (h, used) = parse(lf, &limits).unwrap().unwrap();
@@ -1655,7 +1737,7 @@ mod tests {
     #[test]
     fn connect_takes_only_authority_form() {
         let h = head(b"CONNECT [::1]:443 HTTP/1.1\r\n\r\n");
-        assert_eq!(h.target, "[::1]:443");
+        assert_eq!(h.target(), "[::1]:443");
         for bad in [
             &b"CONNECT /x HTTP/1.1\r\n\r\n"[..],
             b"CONNECT http://h:443/ HTTP/1.1\r\n\r\n",

@@ -431,7 +431,7 @@ impl Hooks {
         path: &str,
         query: &str,
         version: (u8, u8),
-        headers: &[(String, Vec<u8>)],
+        headers: impl Iterator<Item = (&'py str, &'py [u8])>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let list = PyList::empty(py);
         for (name, value) in headers {

@@ -53,7 +53,7 @@ impl Server<'_> {
             wbuf: std::mem::take(&mut conn.wbuf),
         };
         self.heartbeat.beat();
-        self.heartbeat.set_request(&head.method, &head.target);
+        self.heartbeat.set_request(head.method(), head.target());
         self.heartbeat.count_request();
         let started = Started {
             at: SystemTime::now(),
@@ -135,7 +135,7 @@ impl Server<'_> {
     fn complete(&mut self, slot: usize, head: &RequestHead, outcome: Outcome, started: Started) {
         let tally = self.heartbeat.tally();
         let duration = started.clock.elapsed();
-        tally.record(&head.method, outcome.status, duration);
+        tally.record(head.method(), outcome.status, duration);
         tally.finish();
         crate::log::statsd::request(outcome.status, duration);
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
@@ -151,12 +151,13 @@ impl Server<'_> {
         }
         conn.phase.response_done(outcome.keep_alive, Instant::now());
         if let Some(access) = self.access.as_mut() {
+            let request_headers: Vec<_> = head.headers().collect();
             access.log(&Entry {
                 remote_addr: &conn.info.remote_addr,
-                method: &head.method,
-                target: &head.target,
+                method: head.method(),
+                target: head.target(),
                 protocol: head.version.as_str(),
-                request_headers: &head.headers,
+                request_headers: &request_headers,
                 status: outcome.status,
                 response_headers: &outcome.headers,
                 bytes: outcome.body_bytes,

@@ -799,7 +799,7 @@ fn shed_candidate<'c>(
 /// header from a trusted peer: the whole request is refused.
 fn refused_header(config: &Config, info: &ConnInfo, head: &RequestHead) -> bool {
     let trusted = config.forwarded_allow.allows(info.peer_ip);
-    head.headers.iter().any(|(name, _)| {
+    head.headers().any(|(name, _)| {
         config.header_verdict(name) == HeaderVerdict::Refuse
             && !(trusted && crate::wsgi::is_forwarder_header(config, name))
     })

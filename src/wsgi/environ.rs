@@ -102,8 +102,8 @@ impl EnvironBuilder {
         if forwarded.https {
             env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
         }
-        env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
-        env.set_item(intern!(py, "RAW_URI"), head.target.as_str())?;
+        env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method()))?;
+        env.set_item(intern!(py, "RAW_URI"), head.target())?;
         let protocol = match head.version {
             Version::Http10 => intern!(py, "HTTP/1.0"),
             Version::Http11 => intern!(py, "HTTP/1.1"),
@@ -159,7 +159,7 @@ impl EnvironBuilder {
         trusted: bool,
     ) -> PyResult<Option<String>> {
         let mut host = None;
-        for (name, value) in &head.headers {
+        for (name, value) in head.headers() {
             if self.header_map.verdict(name) != HeaderVerdict::Pass
                 && !(trusted
                     && self

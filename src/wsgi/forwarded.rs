@@ -58,13 +58,13 @@ pub(crate) fn forwarded(
     }
     out.trusted = true;
     let mut scheme_seen = None;
-    for (name, value) in &head.headers {
+    for (name, value) in head.headers() {
         if let Some((_, secure)) = config
             .secure_scheme_headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
         {
-            let https = value.as_slice() == secure.as_bytes();
+            let https = value == secure.as_bytes();
             match scheme_seen {
                 Some(seen) if seen != https => return Err(ForwardedError::SchemeConflict),
                 _ => scheme_seen = Some(https),

@@ -199,7 +199,7 @@ impl Wsgi {
             wbuf: io.wbuf,
             head_ctx: HeadContext {
                 version: head.version,
-                is_head: head.method == "HEAD",
+                is_head: head.method() == "HEAD",
                 date: self
                     .date
                     .lock()
@@ -217,15 +217,15 @@ impl Wsgi {
         let req = self.hooks.as_ref().and_then(|(hooks, worker)| {
             let req = Hooks::request_object(
                 py,
-                &head.method,
-                &head.target,
+                head.method(),
+                head.target(),
                 head.path(),
                 head.query(),
                 match head.version {
                     Version::Http10 => (1, 0),
                     Version::Http11 => (1, 1),
                 },
-                &head.headers,
+                head.headers(),
             )
             .ok()?;
             hooks.pre_request(py, *worker, &req);
@@ -237,12 +237,12 @@ impl Wsgi {
             result: None,
             environ: None,
             req,
-            target: head.target.clone(),
+            target: head.target().to_owned(),
         };
         let forwarded = match forwarded {
             Ok(f) => f,
             Err(why) => {
-                crate::log::debug!("bad request {}: {why}", head.target);
+                crate::log::debug!("bad request {}: {why}", head.target());
                 {
                     let e = &mut *exchange::lock(&parked.ex);
                     e.response
