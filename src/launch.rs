@@ -171,6 +171,7 @@ impl Launch {
             raw.extend(file_raw);
             hooks = file_hooks;
         }
+        refuse_hooks(&hooks)?;
         let (config, origins) = config::resolve(&raw, &|k| self.var(k))?;
         Python::attach(|py| hooks.set_config(py, &origins));
         Ok(Loaded {
@@ -183,6 +184,20 @@ impl Launch {
 
 fn is_ini(spec: &str) -> bool {
     !spec.starts_with("python:") && (spec.ends_with(".ini") || spec.ends_with(".conf"))
+}
+
+/// A hook rgunicorn cannot honour (`ssl_context`) stops start-up, saying what
+/// to use instead.
+fn refuse_hooks(hooks: &Hooks) -> Result<(), StartupError> {
+    for hook in hooks.defined() {
+        if let Some(s) = config::setting(hook.key()).filter(|s| s.support == Support::Refused) {
+            return Err(StartupError::Setting(config::SettingError::Refused {
+                key: s.key,
+                reason: s.doc,
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// Hooks whose event does not exist yet: say so instead of never calling them.

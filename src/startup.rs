@@ -53,6 +53,7 @@ pub fn prepare(
         return Ok(Prepared::Exit(ExitStatus::Ok.code()));
     }
     set_up_master(&config, &hooks)?;
+    let tls = load_tls(&config, &|k| launch.var(k))?;
     if config.check_config {
         return Ok(check_app(&config));
     }
@@ -66,8 +67,9 @@ pub fn prepare(
     if notifier.enabled() && launch.var("INVOCATION_ID").is_some() {
         store_bound_sockets(&notifier, &mut listeners);
     }
+    check_plain_binds(&config, &listeners)?;
     hand_over_files(&config, &listeners)?;
-    announce(&listeners);
+    announce(&listeners, &config, tls.is_some());
     if hooks.is_set(Hook::OnStarting) {
         let view = ServerView {
             pid: std::process::id(),
@@ -77,11 +79,13 @@ pub fn prepare(
         Python::attach(|py| hooks.on_starting(py, view))?;
     }
     let preload = config.preload_app;
-    let mut arbiter = arbiter::Arbiter::new(config, listeners, signals, notifier, hooks, launch)
-        .map_err(|source| StartupError::Os {
-            context: "cannot start the master",
-            source,
-        })?;
+    let mut arbiter = arbiter::Arbiter::new(
+        config, listeners, tls, signals, notifier, hooks, launch,
+    )
+    .map_err(|source| StartupError::Os {
+        context: "cannot start the master",
+        source,
+    })?;
     if preload && let Err(e) = arbiter.preload() {
         return Ok(app_load_failed(e));
     }
@@ -143,15 +147,69 @@ fn store_bound_sockets(notifier: &systemd::notify::Notifier, listeners: &mut [Li
     }
 }
 
+/// Read the TLS files the settings name (see `tls::load`), warning about the
+/// settings that are accepted but change nothing.
+///
+/// # Errors
+/// The files cannot be used, or TLS is combined with `proxy_protocol`.
+pub fn load_tls(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<crate::tls::Acceptor>, StartupError> {
+    let settings = &config.tls;
+    if let Some(v) = &settings.ssl_version {
+        log::warning(&format!(
+            "ssl_version {v:?} is ignored: TLS 1.2 and 1.3 are offered (narrow with ciphers)"
+        ));
+    }
+    if let Some(list) = settings
+        .ciphers
+        .as_ref()
+        .filter(|l| !l.unsupported.is_empty())
+    {
+        log::warning(&format!(
+            "ciphers: {} not offered (rustls does not implement them)",
+            list.unsupported.join(", ")
+        ));
+    }
+    if settings.enabled() && config.proxy_protocol.is_some() {
+        // TODO(#13): read the PROXY header before the ClientHello.
+        return Err(StartupError::Setting(
+            crate::config::SettingError::Refused {
+                key: "proxy_protocol",
+                reason: "it cannot be combined with certfile yet",
+            },
+        ));
+    }
+    Ok(crate::tls::load(settings, env)?)
+}
+
+/// Every `plain_bind` must name a socket being served: a typo there would
+/// otherwise serve that socket with TLS, silently.
+fn check_plain_binds(config: &Config, listeners: &[Listener]) -> Result<(), StartupError> {
+    for addr in &config.plain_bind {
+        if !listeners.iter().any(|l| l.matches(addr)) {
+            return Err(StartupError::Setting(
+                crate::config::SettingError::Invalid {
+                    key: "plain_bind",
+                    value: addr.to_string(),
+                    reason: "names no socket being served".to_owned(),
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Gunicorn's start-up lines: version, each socket, worker class.
-fn announce(listeners: &[Listener]) {
+fn announce(listeners: &[Listener], config: &Config, tls: bool) {
     log::info(&format!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION")));
     for l in listeners {
-        log::info(&format!(
-            "Listening at: {} ({})",
-            l.describe(),
-            std::process::id()
-        ));
+        let shown = match tls && !config.plain_bind.iter().any(|a| l.matches(a)) {
+            true => l.describe().replacen("http://", "https://", 1),
+            false => l.describe(),
+        };
+        log::info(&format!("Listening at: {shown} ({})", std::process::id()));
     }
     log::info("Using worker: sync");
 }

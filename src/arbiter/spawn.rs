@@ -23,6 +23,8 @@ use crate::worker::{WorkerInit, run_worker};
 pub struct Inherit<'a> {
     /// The configuration of the worker's generation.
     pub config: &'a Config,
+    /// The generation's TLS certificate and key, when TLS is on.
+    pub tls: Option<&'a crate::tls::Acceptor>,
     /// The master's listening sockets.
     pub listeners: &'a [Listener],
     /// Write end of the boot pipe.
@@ -91,6 +93,7 @@ fn child_init<'a>(inherit: &Inherit<'a>, heartbeat: Slot, age: u64) -> WorkerIni
         });
     WorkerInit {
         config: inherit.config,
+        tls: inherit.tls.cloned(),
         listeners,
         booted,
         heartbeat,

@@ -40,6 +40,8 @@ const ABORTED: ExitStatus = ExitStatus::Runtime;
 pub struct WorkerInit<'a> {
     /// The resolved configuration.
     pub config: &'a Config,
+    /// What TLS connections are accepted with; None without `certfile`.
+    pub tls: Option<crate::tls::Acceptor>,
     /// The listening sockets (this process's copies).
     pub listeners: Vec<Listener>,
     /// Write end of the master's boot pipe: we write our pid once the app loaded.
