@@ -53,7 +53,7 @@ pub fn prepare(
         return Ok(Prepared::Exit(ExitStatus::Ok.code()));
     }
     set_up_master(&config, &hooks)?;
-    let tls = load_tls(&config, &|k| launch.var(k))?;
+    let tls = launch.load_tls(&config)?;
     if config.check_config {
         return Ok(check_app(&config));
     }
@@ -145,43 +145,6 @@ fn store_bound_sockets(notifier: &systemd::notify::Notifier, listeners: &mut [Li
         notifier.store_fd(std::os::fd::AsFd::as_fd(&l.fd), STORED_FD_NAME);
         l.keep_path();
     }
-}
-
-/// Read the TLS files the settings name (see `tls::load`), warning about the
-/// settings that are accepted but change nothing.
-///
-/// # Errors
-/// The files cannot be used, or TLS is combined with `proxy_protocol`.
-pub fn load_tls(
-    config: &Config,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<crate::tls::Acceptor>, StartupError> {
-    let settings = &config.tls;
-    if let Some(v) = &settings.ssl_version {
-        log::warning(&format!(
-            "ssl_version {v:?} is ignored: TLS 1.2 and 1.3 are offered (narrow with ciphers)"
-        ));
-    }
-    if let Some(list) = settings
-        .ciphers
-        .as_ref()
-        .filter(|l| !l.unsupported.is_empty())
-    {
-        log::warning(&format!(
-            "ciphers: {} not offered (rustls does not implement them)",
-            list.unsupported.join(", ")
-        ));
-    }
-    if settings.enabled() && config.proxy_protocol.is_some() {
-        // TODO(#13): read the PROXY header before the ClientHello.
-        return Err(StartupError::Setting(
-            crate::config::SettingError::Refused {
-                key: "proxy_protocol",
-                reason: "it cannot be combined with certfile yet",
-            },
-        ));
-    }
-    Ok(crate::tls::load(settings, env)?)
 }
 
 /// Every `plain_bind` must name a socket being served: a typo there would

@@ -17,6 +17,7 @@ mod notify;
 mod parity;
 mod serve;
 mod signals;
+mod tls;
 mod upload;
 mod virtualenv;
 mod wsgi;

@@ -93,7 +93,18 @@ fn child_init<'a>(inherit: &Inherit<'a>, heartbeat: Slot, age: u64) -> WorkerIni
         });
     WorkerInit {
         config: inherit.config,
-        tls: inherit.tls.cloned(),
+        // Decided here, on the master's descriptors: `plain_bind fd://N`
+        // names the master's number, not the worker's copy.
+        tls: inherit
+            .listeners
+            .iter()
+            .map(|l| {
+                inherit
+                    .tls
+                    .filter(|_| !inherit.config.plain_bind.iter().any(|a| l.matches(a)))
+                    .cloned()
+            })
+            .collect(),
         listeners,
         booted,
         heartbeat,

@@ -68,8 +68,8 @@ const BUFFER_BODY_LIMIT: u64 = 64 * 1024;
 /// certificate, the master's liveness slot and the two reasons to stop
 /// besides signals.
 pub(super) struct Lifecycle {
-    /// What TLS connections are accepted with (the generation's certificate).
-    pub(super) tls: Option<crate::tls::Acceptor>,
+    /// Per listener: what its connections speak TLS with (None: plain).
+    pub(super) tls: Vec<Option<crate::tls::Acceptor>>,
     /// Shared-memory liveness slot the master watches.
     pub(super) heartbeat: Slot,
     /// Source files to watch (`--reload`).
@@ -150,14 +150,7 @@ impl<'a> Server<'a> {
             reload,
             abort,
         } = lifecycle;
-        // TLS on every listener but the `plain_bind` ones (Gunicorn: all).
-        let listener_tls = listeners
-            .iter()
-            .map(|l| {
-                tls.clone()
-                    .filter(|_| !config.plain_bind.iter().any(|a| l.matches(a)))
-            })
-            .collect();
+        let listener_tls = tls;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut SourceFd(&pipe.fd()), SIGNAL, Interest::READABLE)?;
