@@ -393,3 +393,35 @@ fn unusable_tls_settings_stop_start_up_with_status_2() {
         );
     }
 }
+
+#[test]
+fn file_wrapper_bodies_go_through_the_session_not_sendfile() {
+    let (srv, ca, _) = tls_server("filewrapper:app", &[]);
+    let mut c = connect(srv.addr(), ca.client_config(None, &[&TLS13])).unwrap();
+    let pattern: Vec<u8> = (0..=255u8).cycle().take(102_400).collect();
+    for path in ["/", "/?seek=1000"] {
+        c.conn
+            .send(format!("GET {path} HTTP/1.1\r\nHost: l\r\n\r\n").as_bytes());
+        let r = c.conn.read_response();
+        let skip = if path == "/" { 0 } else { 1000 };
+        assert_eq!(r.body, pattern[skip..], "GET {path}");
+    }
+}
+
+#[test]
+fn request_threads_serve_tls_connections() {
+    let (srv, ca, _) = tls_server("echo_environ:app", &["--threads", "4"]);
+    let config = ca.client_config(None, &[&TLS12]);
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, config) = (srv.addr(), config.clone());
+            std::thread::spawn(move || {
+                let mut c = connect(addr, config).unwrap();
+                (0..5).all(|_| environ(&mut c.conn)["SSL_PROTOCOL"] == "TLSv1.2")
+            })
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap());
+    }
+}

@@ -416,6 +416,22 @@ mod tests {
     }
 
     #[test]
+    fn a_handshake_gets_the_head_timeout_then_requests_start_their_own() {
+        let t0 = Instant::now();
+        let mut p = Phase::Handshake { since: t0 };
+        assert_eq!(p.deadline(&T), t0 + T.head);
+        let stopping = Timeouts {
+            stopping: true,
+            ..T
+        };
+        assert_eq!(p.deadline(&stopping), t0 + IDLE_GRACE);
+        // The request sent with the last handshake flight starts its clock.
+        let later = t0 + Duration::from_secs(3);
+        p.bytes_arrived(later);
+        assert_eq!(p.deadline(&T), later + T.head);
+    }
+
+    #[test]
     fn unpark_without_a_parked_response_changes_nothing() {
         let t0 = Instant::now();
         let mut p = Phase::Idle { since: t0 };
