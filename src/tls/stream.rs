@@ -48,6 +48,12 @@ pub struct TlsStream {
     ragged_eofs_are_eofs: bool,
     /// What the handshake settled, once it has.
     info: Option<Arc<TlsInfo>>,
+    /// Decrypted bytes rustls holds for us (as its last `IoState` said).
+    plaintext: usize,
+    /// The client sent close_notify.
+    closed: bool,
+    /// The socket reported EOF.
+    eof: bool,
 }
 
 /// `io::Read` over the socket for `read_tls`.
@@ -81,6 +87,9 @@ impl TlsStream {
             untouched: true,
             ragged_eofs_are_eofs,
             info: None,
+            plaintext: 0,
+            closed: false,
+            eof: false,
         }
     }
 
@@ -117,17 +126,23 @@ impl TlsStream {
     /// or [`PlainHttp`].
     pub fn read_some(&mut self, buf: &mut Vec<u8>, max: usize) -> Progress<usize> {
         loop {
-            let start = buf.len();
-            buf.resize(start + max, 0);
-            let got = self.session.reader().read(&mut buf[start..]);
-            buf.truncate(start + *got.as_ref().unwrap_or(&0));
-            match got {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && self.ragged_eofs_are_eofs => {
-                    return Ok(Some(0));
-                }
-                Err(e) => return Err(e),
+            if self.plaintext > 0 {
+                // Sized to what is there: no zero-filling of a whole read buffer.
+                let start = buf.len();
+                buf.resize(start + self.plaintext.min(max), 0);
+                let n = self.session.reader().read(&mut buf[start..])?;
+                buf.truncate(start + n);
+                self.plaintext -= n;
+                return Ok(Some(n));
+            }
+            if self.closed {
+                return Ok(Some(0));
+            }
+            if self.eof {
+                return match self.ragged_eofs_are_eofs {
+                    true => Ok(Some(0)),
+                    false => Err(io::ErrorKind::UnexpectedEof.into()),
+                };
             }
             if self.untouched {
                 match sockio::peek_byte(self.fd)? {
@@ -140,14 +155,21 @@ impl TlsStream {
                 }
             }
             match self.session.read_tls(&mut SocketReader(self.fd)) {
+                Ok(0) => self.eof = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) => return Err(e),
             }
-            if let Err(e) = self.session.process_new_packets() {
-                // The alert rustls queued tells the client why.
-                let _ = self.write_pending();
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            match self.session.process_new_packets() {
+                Ok(state) => {
+                    self.plaintext = state.plaintext_bytes_to_read();
+                    self.closed = state.peer_has_closed();
+                }
+                Err(e) => {
+                    // The alert rustls queued tells the client why.
+                    let _ = self.write_pending();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
             }
             // Handshake replies, tickets, key updates: out as soon as possible.
             self.write_pending()?;
