@@ -54,12 +54,13 @@ http {
 EOF
 
 # rate NAME PORT [wrk args...]: print and remember req/s.
+# (Shell functions share variables: rate's are prefixed r_.)
 rate() {
-    name=$1; port=$2; shift 2
-    r=$(wrk -t2 -c64 -d"${SECS}s" "$@" "https://127.0.0.1:$port/" |
+    r_name=$1; r_port=$2; shift 2
+    r=$(wrk -t2 -c64 -d"${SECS}s" "$@" "https://127.0.0.1:$r_port/" |
         awk '/Requests\/sec/ {print int($2)}')
-    printf '%-34s %8s req/s\n' "$name" "$r"
-    echo "$r" > "$WORK/rate-$(echo "$name" | tr -c 'a-z0-9' _)"
+    printf '%-34s %8s req/s\n' "$r_name" "$r"
+    echo "$r" > "$WORK/rate-$(echo "$r_name" | tr -c 'a-z0-9' _)"
 }
 get() { cat "$WORK/rate-$(echo "$1" | tr -c 'a-z0-9' _)"; }
 
