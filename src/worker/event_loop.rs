@@ -383,21 +383,29 @@ impl<'a> Server<'a> {
                 crate::sockio::set_nodelay(accepted.fd.as_raw_fd());
             }
             let fd = accepted.fd;
-            let wire = match self.listener_tls.get(index).and_then(Option::as_ref) {
-                None => Wire::Plain(fd.as_raw_fd()),
-                Some(acceptor) => match acceptor.session() {
-                    Ok(session) => Wire::Tls(Box::new(TlsStream::new(
-                        fd.as_raw_fd(),
-                        session,
-                        acceptor.ragged_eofs_are_eofs(),
-                    ))),
-                    Err(e) => {
-                        crate::log::error(&format!("cannot start a TLS session: {e}"));
-                        continue;
-                    }
-                },
-            };
-            self.add_conn(fd, wire, info);
+            if let Some(wire) = self.wire_for(index, &fd) {
+                self.add_conn(fd, wire, info);
+            }
+        }
+    }
+
+    /// The byte stream of a connection accepted on listener `index`: plain,
+    /// or a new TLS session (None, and the connection dropped, when rustls
+    /// cannot start one).
+    fn wire_for(&self, index: usize, fd: &OwnedFd) -> Option<Wire> {
+        let Some(acceptor) = self.listener_tls.get(index).and_then(Option::as_ref) else {
+            return Some(Wire::Plain(fd.as_raw_fd()));
+        };
+        match acceptor.session() {
+            Ok(session) => Some(Wire::Tls(Box::new(TlsStream::new(
+                fd.as_raw_fd(),
+                session,
+                acceptor.ragged_eofs_are_eofs(),
+            )))),
+            Err(e) => {
+                crate::log::error(&format!("cannot start a TLS session: {e}"));
+                None
+            }
         }
     }
 
