@@ -425,3 +425,18 @@ fn request_threads_serve_tls_connections() {
         assert!(c.join().unwrap());
     }
 }
+
+#[test]
+fn a_stalled_handshake_is_closed_at_header_timeout() {
+    let (srv, _, _) = tls_server("hello:app", &["--header-timeout", "1"]);
+    let mut c = srv.connect();
+    // The first bytes of a ClientHello record, then nothing.
+    c.send(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
+    let start = Instant::now();
+    c.expect_closed(Duration::from_secs(5));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed after {took:?}, before header_timeout"
+    );
+}

@@ -86,6 +86,13 @@ impl Arbiter {
         }
         crate::launch::warn_unfired_hooks(&loaded.hooks);
         let previous_tls = self.reload_tls(&loaded.config);
+        for addr in &loaded.config.plain_bind {
+            if !self.listeners.iter().any(|l| l.matches(addr)) {
+                crate::log::error(&format!(
+                    "plain_bind {addr} names no socket being served; every socket serves TLS"
+                ));
+            }
+        }
         let previous_config = std::mem::replace(&mut self.config, loaded.config);
         let previous_hooks = std::mem::replace(&mut self.hooks, loaded.hooks);
         if self.hooks.is_set(Hook::OnReload) {

@@ -250,8 +250,12 @@ impl TlsStream {
         }
     }
 
-    /// Queue close_notify and send it if the socket takes it now.
+    /// Queue close_notify and send it if the socket takes it now. Not
+    /// mid-handshake: a client that stalled there just gets the FIN.
     pub fn close_notify(&mut self) {
+        if self.session.is_handshaking() {
+            return;
+        }
         self.session.send_close_notify();
         let _ = self.write_pending();
     }
