@@ -82,7 +82,7 @@ fn environ_says_https_with_the_protocol_and_suite() {
     let mut c = connect(srv.addr(), ca.client_config(None, &[&TLS12])).unwrap();
     assert_eq!(
         environ(&mut c.conn)["SSL_CIPHER"],
-        "ECDHE-ECDSA-AES256-GCM-SHA384"
+        "ECDHE-ECDSA-AES128-GCM-SHA256"
     );
 }
 
@@ -438,5 +438,25 @@ fn a_stalled_handshake_is_closed_at_header_timeout() {
     assert!(
         took >= Duration::from_millis(900),
         "closed after {took:?}, before header_timeout"
+    );
+}
+
+#[test]
+fn the_servers_cipher_order_decides() {
+    // rustls clients prefer AES-256; the default order starts with AES-128.
+    let (srv, ca, _) = tls_server("echo_environ:app", &[]);
+    let mut c = connect(srv.addr(), ca.client_config(None, &[&TLS13])).unwrap();
+    assert_eq!(environ(&mut c.conn)["SSL_CIPHER"], "TLS_AES_128_GCM_SHA256");
+    let (srv, ca, _) = tls_server(
+        "echo_environ:app",
+        &[
+            "--ciphers",
+            "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
+        ],
+    );
+    let mut c = connect(srv.addr(), ca.client_config(None, &[&TLS13])).unwrap();
+    assert_eq!(
+        environ(&mut c.conn)["SSL_CIPHER"],
+        "TLS_CHACHA20_POLY1305_SHA256"
     );
 }

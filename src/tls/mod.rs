@@ -231,18 +231,23 @@ pub fn load(
         .map_err(rejected)?;
     // TODO(#13): offer h2 here once the worker speaks HTTP/2.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Our order of suites decides, as Python's ssl servers do
+    // (OP_CIPHER_SERVER_PREFERENCE), so Gunicorn's `ciphers` keeps its meaning.
+    config.ignore_client_order = true;
     Ok(Some(Acceptor {
         config: Arc::new(config),
         ragged_eofs_are_eofs: settings.suppress_ragged_eofs,
     }))
 }
 
-/// *ring*, offering the suites `ciphers` selected (all of ring's by default).
+/// *ring*, offering the suites `ciphers` selected in its order (by default
+/// all of them, in [`ciphers::ALL`]'s order).
 fn provider(ciphers: Option<&CipherList>) -> CryptoProvider {
     let mut provider = rustls::crypto::ring::default_provider();
-    if let Some(list) = ciphers {
-        provider.cipher_suites = list.suites.iter().map(|s| s.rustls()).collect();
-    }
+    provider.cipher_suites = match ciphers {
+        Some(list) => list.suites.iter().map(|s| s.rustls()).collect(),
+        None => ciphers::ALL.iter().map(|s| s.rustls()).collect(),
+    };
     provider
 }
 

@@ -187,8 +187,10 @@ pub static CIPHERS: Setting = Setting {
           and the groups ALL, DEFAULT, HIGH, ECDHE, AESGCM, AES128, AES256, CHACHA20, \
           ECDSA, aRSA, TLSv1.2, TLSv1.3; !NAME removes for good, -NAME removes, A+B \
           intersects. Suites OpenSSL has and rustls does not (DHE, CBC, RSA key exchange) \
-          select nothing and are named in a warning; an unknown name is an error. Unset: \
-          every suite rustls offers (AES-GCM and ChaCha20-Poly1305, ECDHE only).",
+          select nothing and are named in a warning; an unknown name is an error. The \
+          server's order decides, as with Python's ssl: the order given, or unset every \
+          suite rustls has (ECDHE only), AES-128-GCM first, then AES-256-GCM, then \
+          ChaCha20-Poly1305.",
     env_fallback: None,
     process: Process::Master,
     support: Support::Full,
