@@ -18,15 +18,6 @@ PY=${PYO3_PYTHON:-python3}
 cargo build --release -q
 BIN=target/release/rgunicorn
 APPS=$(pwd)/bench/apps
-mkdir -p "$APPS"
-cat > "$APPS/wait10.py" <<'PY'
-import time
-def app(environ, start_response):
-    time.sleep(0.01)
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
-    return [b"ok\n"]
-PY
-cp examples/hello.py "$APPS/hello.py"
 
 run() { # name port command...
     name=$1; port=$2; shift 2

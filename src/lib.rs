@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod arbiter;
+pub mod balance;
 pub mod config;
 pub mod error;
 pub mod heartbeat;

@@ -317,3 +317,61 @@ fn a_full_worker_sheds_its_longest_idle_connection() {
     held[1].send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(held[1].read_response().status, 200);
 }
+
+// Keep-alive connections stay with the worker that accepted them, so a burst
+// of connections taken by whichever worker woke first leaves the other idle.
+server_test!(
+    a_burst_of_connections_is_spread_across_workers,
+    "whoami:app",
+    ["-w", "2"],
+    |srv| {
+        let mut conns: Vec<Conn> = (0..24).map(|_| srv.connect()).collect();
+        let mut per_worker = std::collections::HashMap::<String, usize>::new();
+        for c in &mut conns {
+            c.send(GET_KEEPALIVE);
+            let r = c.read_response();
+            assert_eq!(r.status, 200, "{}", r.dump());
+            *per_worker.entry(r.body_str()).or_default() += 1;
+        }
+        let counts: Vec<usize> = per_worker.values().copied().collect();
+        assert_eq!(
+            counts.len(),
+            2,
+            "one worker took every connection: {per_worker:?}"
+        );
+        // Balanced to within one connection when each worker gets a CPU in
+        // time; allow for a loaded machine, but not for one worker taking
+        // most of the burst (18 of 24 before balancing).
+        assert!(
+            counts.iter().all(|&n| n >= 8),
+            "uneven split of 24 connections: {per_worker:?}"
+        );
+    }
+);
+
+// A client pipelining many requests gets a few per turn of the loop; another
+// connection's request is answered in between, not after all of them.
+server_test!(
+    a_pipelining_client_does_not_starve_another_connection,
+    "slow:app",
+    ["-w", "1"],
+    |srv| {
+        let mut greedy = srv.connect();
+        let one = b"GET /?sleep=0.005 HTTP/1.1\r\nHost: x\r\n\r\n";
+        greedy.send(&one.repeat(100)); // about 0.5 s of work
+        // The greedy client's first answer: its requests are being served.
+        assert_eq!(greedy.read_response().status, 200);
+        let started = Instant::now();
+        let mut other = srv.connect();
+        other.send(one);
+        assert_eq!(other.read_response().status, 200);
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_millis(250),
+            "the other connection waited {waited:?} behind 100 pipelined requests"
+        );
+        for _ in 1..100 {
+            assert_eq!(greedy.read_response().status, 200);
+        }
+    }
+);

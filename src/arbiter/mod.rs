@@ -28,6 +28,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use pyo3::prelude::*;
 
+use crate::balance::Board;
 use crate::config::Config;
 use crate::error::ExitStatus;
 use crate::heartbeat::{self, Heartbeats};
@@ -87,6 +88,8 @@ pub struct Arbiter {
     booted_write: OwnedFd,
     notifier: Notifier,
     heartbeats: Heartbeats,
+    /// Each worker's load, for accept balance.
+    board: Board,
     /// Server hooks from the Python config file.
     hooks: Hooks,
     /// Workers spawned so far (the next worker's age).
@@ -166,6 +169,7 @@ impl Arbiter {
             booted_write,
             notifier,
             heartbeats: Heartbeats::new()?,
+            board: Board::new()?,
             hooks,
             spawned: 0,
             generation: 0,
@@ -356,6 +360,7 @@ impl Arbiter {
                 preloaded: self.preloaded.as_ref(),
             },
             slot,
+            self.board.seat(slot.index),
             &close_in_child,
             age,
         );
@@ -502,6 +507,7 @@ impl Arbiter {
             };
             self.served_by_gone += w.slot.served();
             self.heartbeats.release(w.slot);
+            self.board.vacate(w.slot.index);
             self.child_exit(pid, &w);
             let expected = w.retiring || self.phase != Life::Running;
             match code.map(|c| (c, ExitStatus::from_code(c))) {

@@ -11,6 +11,7 @@ use nix::unistd::{ForkResult, Pid, fork};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::balance::Seat;
 use crate::config::Config;
 use crate::error::ExitStatus;
 use crate::heartbeat::Slot;
@@ -43,6 +44,7 @@ pub struct Inherit<'a> {
 pub fn spawn_worker(
     inherit: &Inherit<'_>,
     heartbeat: Slot,
+    seat: Seat,
     close_in_child: &[std::os::fd::RawFd],
     age: u64,
 ) -> nix::Result<Pid> {
@@ -66,7 +68,7 @@ pub fn spawn_worker(
                     // SAFETY: these are master-only descriptors nothing in the child uses.
                     unsafe { libc::close(*fd) };
                 }
-                let init = child_init(inherit, heartbeat, age);
+                let init = child_init(inherit, heartbeat, seat, age);
                 run_worker(py, init)
             }
         }
@@ -74,7 +76,7 @@ pub fn spawn_worker(
 }
 
 /// Build the worker's own copies of the master's resources.
-fn child_init<'a>(inherit: &Inherit<'a>, heartbeat: Slot, age: u64) -> WorkerInit<'a> {
+fn child_init<'a>(inherit: &Inherit<'a>, heartbeat: Slot, seat: Seat, age: u64) -> WorkerInit<'a> {
     let listeners = inherit
         .listeners
         .iter()
@@ -108,6 +110,7 @@ fn child_init<'a>(inherit: &Inherit<'a>, heartbeat: Slot, age: u64) -> WorkerIni
         listeners,
         booted,
         heartbeat,
+        seat,
         hooks: inherit.hooks,
         age,
         preloaded: inherit.preloaded,

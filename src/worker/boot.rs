@@ -94,6 +94,7 @@ impl<'a> Worker<'_, 'a> {
             mut listeners,
             booted,
             heartbeat,
+            seat,
             hooks,
             preloaded,
             ..
@@ -143,6 +144,7 @@ impl<'a> Worker<'_, 'a> {
         let lifecycle = Lifecycle {
             tls,
             heartbeat,
+            seat,
             reload: watcher,
             abort: self.aborting.clone(),
         };

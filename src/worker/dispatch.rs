@@ -79,9 +79,13 @@ impl Server<'_> {
             });
             return;
         }
+        // In the app, this loop takes no connection: peers wait for us briefly.
+        let open = self.open_conns();
+        self.seat.publish(open, crate::balance::Availability::Busy);
         let handled = self
             .wsgi
             .handle(py, &head, &conn.info, io, keep_alive_allowed);
+        self.publish_load();
         self.heartbeat.clear_request();
         self.heartbeat.beat();
         self.settle(slot, handled, head, started);

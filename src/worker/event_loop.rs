@@ -33,6 +33,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use pyo3::Python;
 
+use crate::balance::{Availability, DEFER_RETRY, Seat};
 use crate::config::{Config, HeaderVerdict};
 use crate::heartbeat::Slot;
 use crate::http::head::{self, BodyKind, Limits, RequestHead};
@@ -59,6 +60,8 @@ const STOPPING_TICK: Duration = Duration::from_millis(50);
 /// Source files often change in bursts (create, write, rename): wait this long
 /// after the first change before stopping, so the next worker imports the result.
 const RELOAD_SETTLE: Duration = Duration::from_millis(100);
+/// Requests one connection may run per turn of the loop while others wait.
+const PIPELINE_TURN: u32 = 4;
 /// A connection younger than this is never shed for a new one.
 const SHED_AGE: Duration = Duration::from_millis(200);
 /// Bodies up to this size are read completely before the app is called.
@@ -72,6 +75,8 @@ pub(super) struct Lifecycle {
     pub(super) tls: Vec<Option<crate::tls::Acceptor>>,
     /// Shared-memory liveness slot the master watches.
     pub(super) heartbeat: Slot,
+    /// Where we tell peers how loaded we are, and see theirs.
+    pub(super) seat: Seat,
     /// Source files to watch (`--reload`).
     pub(super) reload: Option<Watcher>,
     /// Set when the SIGABRT handler ran.
@@ -121,6 +126,14 @@ pub(super) struct Server<'a> {
     last_sweep: Instant,
     /// Shared-memory liveness slot the master watches.
     pub(super) heartbeat: Slot,
+    /// Our load on the accept-balance board.
+    pub(super) seat: Seat,
+    /// Connections that used their turn with pipelined requests still
+    /// buffered: serviced again after the others had theirs.
+    ready: Vec<usize>,
+    /// A new connection was left to a less loaded peer at this instant (see
+    /// [`crate::balance`]); look again shortly.
+    deferred_since: Option<Instant>,
     /// Requests handed to the app so far.
     pub(super) served: u64,
     /// Stop after this many requests (`max_requests` plus this worker's jitter).
@@ -147,6 +160,7 @@ impl<'a> Server<'a> {
         let Lifecycle {
             tls,
             heartbeat,
+            seat,
             reload,
             abort,
         } = lifecycle;
@@ -178,7 +192,7 @@ impl<'a> Server<'a> {
                 Interest::READABLE,
             )?;
         }
-        Ok(Server {
+        let server = Server {
             config,
             poll,
             listeners: listeners.into_iter().map(Some).collect(),
@@ -193,6 +207,9 @@ impl<'a> Server<'a> {
             at_capacity: false,
             last_sweep: Instant::now(),
             heartbeat,
+            seat,
+            deferred_since: None,
+            ready: Vec::new(),
             served: 0,
             max_requests: request_limit(
                 config.max_requests,
@@ -203,7 +220,11 @@ impl<'a> Server<'a> {
             reload_at: None,
             abort,
             aborted: false,
-        })
+        };
+        // Our listeners are registered: a connection from now on wakes us,
+        // so peers may leave it to us (before the master hears we booted).
+        server.publish_load();
+        Ok(server)
     }
 
     fn conn_base(&self) -> usize {
@@ -223,6 +244,7 @@ impl<'a> Server<'a> {
             }
             self.heartbeat.beat();
             let timeout = self.poll_timeout();
+            self.publish_load();
             let poll = &mut self.poll;
             let result = py.detach(|| poll.poll(&mut events, Some(timeout)));
             if let Err(e) = result
@@ -267,6 +289,9 @@ impl<'a> Server<'a> {
                 self.reload_at = None;
                 self.begin_stop(Retire::Reload(w.first_change().unwrap_or_default()));
             }
+            for slot in std::mem::take(&mut self.ready) {
+                self.service(py, slot);
+            }
             self.retry_accept();
             if self.stopping || now.duration_since(self.last_sweep) >= Duration::from_millis(500) {
                 self.last_sweep = now;
@@ -276,7 +301,13 @@ impl<'a> Server<'a> {
     }
 
     fn poll_timeout(&self) -> Duration {
-        if self.stopping || self.at_capacity {
+        if !self.ready.is_empty() {
+            // Pipelined requests wait in our buffers: only collect new events.
+            Duration::ZERO
+        } else if self.deferred_since.is_some() && !self.stopping {
+            // Look again: the peer may have gone into the app meanwhile.
+            DEFER_RETRY
+        } else if self.stopping || self.at_capacity {
             // At capacity: look again soon for a connection old enough to shed.
             STOPPING_TICK
         } else if self.reload_at.is_some() {
@@ -347,7 +378,11 @@ impl<'a> Server<'a> {
             // head makes room for a new one; if every connection is busy, the
             // rest wait in the kernel's backlog until one closes (`close`
             // accepts again).
-            let full = self.conns.len() - self.free.len() >= self.config.worker_connections;
+            let open = self.open_conns();
+            if self.defer_accept(open) {
+                return;
+            }
+            let full = open >= self.config.worker_connections;
             let victim = if full {
                 let phases = self.conns.iter().map(|c| c.as_ref().map(|c| &c.phase));
                 match shed_candidate(phases, Instant::now()) {
@@ -366,7 +401,11 @@ impl<'a> Server<'a> {
             let kind = listener.kind.clone();
             let accepted = match crate::sockio::accept(listener.fd.as_raw_fd()) {
                 Ok(Some(a)) => a,
-                Ok(None) => return,
+                Ok(None) => {
+                    // The backlog is empty: a peer took what we left.
+                    self.deferred_since = None;
+                    return;
+                }
                 Err(e) => {
                     // EMFILE and friends: back off until the next readiness edge.
                     crate::log::error(&format!("accept failed: {e}"));
@@ -386,7 +425,35 @@ impl<'a> Server<'a> {
             if let Some(wire) = self.wire_for(index, &fd) {
                 self.add_conn(fd, wire, info);
             }
+            self.publish_load();
         }
+    }
+
+    pub(super) fn open_conns(&self) -> usize {
+        self.conns.len() - self.free.len()
+    }
+
+    /// Tell peers how many connections we hold and whether we take more.
+    pub(super) fn publish_load(&self) {
+        let availability = if self.stopping || self.at_capacity {
+            Availability::Closed
+        } else {
+            Availability::Ready
+        };
+        self.seat.publish(self.open_conns(), availability);
+    }
+
+    /// Whether to leave the next connection to a less loaded peer that is
+    /// waiting for it ([`crate::balance`]), for as long as that peer is worth
+    /// waiting for.
+    fn defer_accept(&mut self, open: usize) -> bool {
+        let Some(patience) = self.seat.patience(open) else {
+            self.deferred_since = None;
+            return false;
+        };
+        let now = Instant::now();
+        let since = *self.deferred_since.get_or_insert(now);
+        now.duration_since(since) < patience
     }
 
     /// The byte stream of a connection accepted on listener `index`: plain,
@@ -476,6 +543,7 @@ impl<'a> Server<'a> {
                 .registry()
                 .deregister(&mut SourceFd(&c.fd.as_raw_fd()));
             self.free.push(slot);
+            self.publish_load();
         }
     }
 
@@ -524,7 +592,7 @@ impl<'a> Server<'a> {
     /// Full, with clients maybe waiting in the backlog: a connection may have
     /// aged into one that can be shed since the last look.
     fn retry_accept(&mut self) {
-        if self.at_capacity && !self.stopping {
+        if (self.at_capacity || self.deferred_since.is_some()) && !self.stopping {
             self.at_capacity = false;
             for index in 0..self.listeners.len() {
                 self.accept(index);
@@ -535,6 +603,7 @@ impl<'a> Server<'a> {
     /// Drive one connection as far as it can go without blocking: write what
     /// is buffered, then run the next complete request, then read more.
     fn service(&mut self, py: Python<'_>, slot: usize) {
+        let mut turn = PIPELINE_TURN;
         loop {
             if self.aborted {
                 return;
@@ -566,9 +635,15 @@ impl<'a> Server<'a> {
             if conn.phase.written(now) == AfterWrite::Close {
                 return self.linger(slot);
             }
-            // 2. A complete request in the buffer?
+            // 2. A complete request in the buffer? After PIPELINE_TURN of
+            // them, the other connections go first.
+            if turn == 0 && conn.rpos < conn.rbuf.len() {
+                self.ready.push(slot);
+                return;
+            }
             match self.next_request(slot) {
                 Step::Dispatch(head) => {
+                    turn -= 1;
                     self.dispatch(py, slot, head);
                     continue;
                 }

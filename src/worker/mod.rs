@@ -49,6 +49,8 @@ pub struct WorkerInit<'a> {
     pub booted: OwnedFd,
     /// Our liveness slot in the master's shared memory.
     pub heartbeat: Slot,
+    /// Our entry on the master's accept-balance board.
+    pub seat: crate::balance::Seat,
     /// Server hooks from the config file.
     pub hooks: &'a Hooks,
     /// Gunicorn's `worker.age`: the spawn counter at our fork.

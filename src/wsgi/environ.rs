@@ -10,7 +10,7 @@
 //! they could spoof a header set by a proxy.
 
 use crate::config::{HeaderMap, HeaderVerdict};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -22,10 +22,25 @@ use super::input::{Errors, Input};
 use super::respond::FileWrapper;
 use super::socket::ConnSocket;
 use super::start_response::EarlyHints;
-use crate::http::head::RequestHead;
+use crate::http::head::{RequestHead, Version};
 
 /// Most distinct header names cached per worker.
 const HEADER_KEY_CACHE: usize = 256;
+
+/// The keys [`EnvironBuilder::build`] sets on every request.
+const SET_PER_REQUEST: [&str; 11] = [
+    "REQUEST_METHOD",
+    "RAW_URI",
+    "SERVER_PROTOCOL",
+    "QUERY_STRING",
+    "PATH_INFO",
+    "REMOTE_ADDR",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "wsgi.input",
+    "gunicorn.socket",
+    "wsgi.early_hints",
+];
 
 /// Addresses of one connection, as environ strings.
 #[derive(Clone, Debug, Default)]
@@ -54,7 +69,7 @@ pub(crate) struct EnvironBuilder {
     header_map: HeaderMap,
     /// `forwarder_headers`: names a trusted proxy may send despite `header_map`.
     forwarder_headers: Vec<String>,
-    header_keys: std::sync::Mutex<HashMap<String, Py<PyString>>>,
+    header_keys: std::sync::Mutex<FxHashMap<String, Py<PyString>>>,
 }
 
 impl EnvironBuilder {
@@ -81,12 +96,18 @@ impl EnvironBuilder {
             concat!("rgunicorn/", env!("CARGO_PKG_VERSION")),
         )?;
         t.set_item("SCRIPT_NAME", script_name)?;
+        // Keys every request sets, present from the start: a copy of the
+        // template then has room for them and the headers, so filling it in
+        // replaces values instead of growing the dict.
+        for key in SET_PER_REQUEST {
+            t.set_item(key, py.None())?;
+        }
         Ok(EnvironBuilder {
             template: t.unbind(),
             script_name: script_name.to_owned(),
             header_map,
             forwarder_headers,
-            header_keys: std::sync::Mutex::new(HashMap::new()),
+            header_keys: std::sync::Mutex::new(FxHashMap::default()),
         })
     }
 
@@ -107,9 +128,13 @@ impl EnvironBuilder {
         if let Some(tls) = &conn.tls {
             add_tls(py, &env, tls)?;
         }
-        env.set_item(intern!(py, "REQUEST_METHOD"), head.method.as_str())?;
+        env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method))?;
         env.set_item(intern!(py, "RAW_URI"), head.target.as_str())?;
-        env.set_item(intern!(py, "SERVER_PROTOCOL"), head.version.as_str())?;
+        let protocol = match head.version {
+            Version::Http10 => intern!(py, "HTTP/1.0"),
+            Version::Http11 => intern!(py, "HTTP/1.1"),
+        };
+        env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol)?;
         env.set_item(intern!(py, "QUERY_STRING"), head.query())?;
         let path = percent_decode_latin1(head.path());
         let script_name = match &forwarded.script_name {
@@ -170,27 +195,27 @@ impl EnvironBuilder {
             {
                 continue;
             }
-            let value = latin1_str(value);
             if name.eq_ignore_ascii_case("content-type") {
-                env.set_item(intern!(py, "CONTENT_TYPE"), &value)?;
+                env.set_item(intern!(py, "CONTENT_TYPE"), latin1_py(py, value)?)?;
                 continue;
             }
             if name.eq_ignore_ascii_case("content-length") {
-                env.set_item(intern!(py, "CONTENT_LENGTH"), value.trim())?;
+                let n = latin1_py(py, value.trim_ascii())?;
+                env.set_item(intern!(py, "CONTENT_LENGTH"), n)?;
                 continue;
             }
             if name.eq_ignore_ascii_case("host") && host.is_none() {
-                host = Some(value.clone());
+                host = Some(latin1_str(value));
             }
             let key = self.header_key(py, name);
             let key = key.bind(py);
             match env.get_item(key)? {
                 // Repeated headers are joined with a comma (RFC 9110 §5.3).
                 Some(prev) => {
-                    let joined = format!("{},{}", prev.extract::<&str>()?, value);
+                    let joined = format!("{},{}", prev.extract::<&str>()?, latin1_str(value));
                     env.set_item(key, joined)?;
                 }
-                None => env.set_item(key, value)?,
+                None => env.set_item(key, latin1_py(py, value)?)?,
             }
         }
         Ok(host)
@@ -275,6 +300,32 @@ fn split_host(host: &str) -> (&str, Option<&str>) {
 }
 
 /// Bytes as a latin-1 str: every byte is one code point (PEP 3333 "native strings").
+/// The native string for bytes from the wire: their latin-1 decoding, made
+/// by Python directly (no UTF-8 round trip through a Rust String).
+fn latin1_py<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = isize::try_from(bytes.len()).unwrap_or(isize::MAX);
+    // SAFETY: the pointer and length describe `bytes`, which outlives the
+    // call; a null result is turned into the Python error it set.
+    unsafe {
+        let ptr = pyo3::ffi::PyUnicode_DecodeLatin1(bytes.as_ptr().cast(), len, std::ptr::null());
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
+}
+
+/// REQUEST_METHOD: the common methods as interned strings.
+fn method<'py>(py: Python<'py>, method: &str) -> Bound<'py, PyString> {
+    match method {
+        "GET" => intern!(py, "GET").clone(),
+        "POST" => intern!(py, "POST").clone(),
+        "HEAD" => intern!(py, "HEAD").clone(),
+        "PUT" => intern!(py, "PUT").clone(),
+        "DELETE" => intern!(py, "DELETE").clone(),
+        "PATCH" => intern!(py, "PATCH").clone(),
+        "OPTIONS" => intern!(py, "OPTIONS").clone(),
+        other => PyString::new(py, other),
+    }
+}
+
 fn latin1_str(bytes: &[u8]) -> String {
     if bytes.is_ascii() {
         // SAFETY-free fast path: ASCII is valid UTF-8.

@@ -137,6 +137,13 @@ pub(crate) fn resume(py: Python<'_>, ex: &Shared, body: Rest) -> Iterated {
 
 /// Call the result's `close()`, logging what it raises (PEP 3333: always).
 pub(crate) fn close_result(py: Python<'_>, result: &Bound<'_, PyAny>) {
+    // A plain list or tuple (most responses) has no close(): skip the failed
+    // attribute lookup, which builds an AttributeError message each time.
+    if result.is_exact_instance_of::<pyo3::types::PyList>()
+        || result.is_exact_instance_of::<pyo3::types::PyTuple>()
+    {
+        return;
+    }
     if let Ok(close) = result.getattr(pyo3::intern!(py, "close"))
         && let Err(e) = close.call0()
     {

@@ -8,7 +8,7 @@
 
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use super::exchange::{IoFailure, Shared, acquire};
 use super::response::Pending;
@@ -79,23 +79,26 @@ fn parse_response(
         .try_iter()
         .map_err(|_| PyTypeError::new_err("headers must be a list"))?
     {
-        let (name, value, name_b, value_b) = parse_header(&item?)?;
-        if is_hop_by_hop(&name_b) {
-            if name.eq_ignore_ascii_case("connection")
-                && value.to_ascii_lowercase().contains("close")
+        let (name, value) = parse_header(&item?)?;
+        if is_hop_by_hop(&name) {
+            if name.eq_ignore_ascii_case(b"connection")
+                && value.to_ascii_lowercase().windows(5).any(|w| w == b"close")
             {
                 must_close = true;
             }
             continue;
         }
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = value
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| PyValueError::new_err(format!("invalid Content-Length {value:?}")))?;
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(value.trim_ascii())
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    let shown = String::from_utf8_lossy(&value);
+                    PyValueError::new_err(format!("invalid Content-Length {shown:?}"))
+                })?;
             content_length = Some(n);
         }
-        out.push((name_b, value_b));
+        out.push((name, value));
     }
     Ok((
         Pending {
@@ -110,12 +113,22 @@ fn parse_response(
 
 /// One `(name, value)` header from the app, checked so it cannot break the
 /// framing: a token name, a value without CR, LF or NUL, both latin-1.
-fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(String, String, Vec<u8>, Vec<u8>)> {
-    let (name, value): (String, String) = item.extract().map_err(|_| {
-        PyTypeError::new_err(format!("header must be a (str, str) tuple, got {item}"))
-    })?;
-    let name_b = latin1(&name, "header name")?;
-    let value_b = latin1(&value, "header value")?;
+/// Returns the name and value as the bytes they will be sent as.
+fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(Vec<u8>, Vec<u8>)> {
+    let not_a_pair =
+        || PyTypeError::new_err(format!("header must be a (str, str) tuple, got {item}"));
+    let pair = item.cast::<PyTuple>().map_err(|_| not_a_pair())?;
+    if pair.len() != 2 {
+        return Err(not_a_pair());
+    }
+    let (name, value) = (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?);
+    let not_latin1 = |what| move |_| PyValueError::new_err(format!("{what} is not latin-1"));
+    let name = name.cast::<PyString>().map_err(|_| not_a_pair())?;
+    let name = name.to_str().map_err(not_latin1("header name"))?;
+    let value = value.cast::<PyString>().map_err(|_| not_a_pair())?;
+    let value = value.to_str().map_err(not_latin1("header value"))?;
+    let name_b = latin1(name, "header name")?;
+    let value_b = latin1(value, "header value")?;
     if !valid_header_name(&name_b) {
         return Err(PyValueError::new_err(format!(
             "invalid header name {name:?}"
@@ -126,7 +139,7 @@ fn parse_header(item: &Bound<'_, PyAny>) -> PyResult<(String, String, Vec<u8>, V
             "invalid header value {value:?}"
         )));
     }
-    Ok((name, value, name_b, value_b))
+    Ok((name_b, value_b))
 }
 
 /// `"200 OK"` → 200. A three-digit code, then a space and a reason (may be empty).
@@ -147,6 +160,9 @@ fn parse_status(status: &str) -> PyResult<u16> {
 }
 
 fn latin1(s: &str, what: &str) -> PyResult<Vec<u8>> {
+    if s.is_ascii() {
+        return Ok(s.as_bytes().to_vec());
+    }
     s.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
@@ -197,7 +213,7 @@ impl EarlyHints {
             .try_iter()
             .map_err(|_| PyTypeError::new_err("headers must be a list"))?
         {
-            let (_, _, name, value) = parse_header(&item?)?;
+            let (name, value) = parse_header(&item?)?;
             block.extend_from_slice(&name);
             block.extend_from_slice(b": ");
             block.extend_from_slice(value.trim_ascii());
