@@ -1,8 +1,8 @@
 //! Start-up errors and the exit-code table.
 //!
 //! Exit statuses are public API (documented under EXIT STATUS in rgunicorn(1)):
-//! 0 ok, 1 runtime error, 2 usage error, 3 worker boot failure, 4 application
-//! load failure. 3 and 4 are Gunicorn's WORKER_BOOT_ERROR and APP_LOAD_ERROR.
+//! 0 ok, 1 runtime error, 2 usage error (including TLS files that cannot be
+//! read or used), 3 worker boot failure, 4 application load failure. 3 and 4 are Gunicorn's WORKER_BOOT_ERROR and APP_LOAD_ERROR.
 //! [`ExitStatus`] is the one table: the master's and the workers' exits, and the
 //! arbiter's reading of a worker's status, all go through it.
 
@@ -81,6 +81,9 @@ pub enum StartupError {
         /// The system error.
         source: std::io::Error,
     },
+    /// The TLS certificate, key or CA files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// on_starting raised.
     #[error(transparent)]
     Hook(#[from] crate::python::hooks::HookFailed),
@@ -101,7 +104,7 @@ impl StartupError {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> i32 {
         let status = match self {
-            StartupError::Setting(_) => ExitStatus::Usage,
+            StartupError::Setting(_) | StartupError::Tls(_) => ExitStatus::Usage,
             StartupError::Conf(ConfError::Setting(_)) => ExitStatus::Usage,
             StartupError::Conf(ConfError::Failed { .. }) => ExitStatus::Runtime,
             StartupError::Bind(_)

@@ -171,6 +171,7 @@ impl Launch {
             raw.extend(file_raw);
             hooks = file_hooks;
         }
+        refuse_hooks(&hooks)?;
         let (mut config, origins) = config::resolve(&raw, &|k| self.var(k))?;
         let warnings = Python::attach(|py| python::logconfig::apply(py, &mut config))
             .map_err(|e| StartupError::Setting(config::SettingError::File(e)))?;
@@ -184,10 +185,58 @@ impl Launch {
             hooks,
         })
     }
+    /// Read the TLS files `config` names (see `tls::load`; relative names in
+    /// `$CREDENTIALS_DIRECTORY`), warning about the settings that are accepted
+    /// but change nothing. Start-up runs it, and the arbiter on every SIGHUP.
+    ///
+    /// # Errors
+    /// The files cannot be used, or TLS is combined with `proxy_protocol`.
+    pub fn load_tls(&self, config: &Config) -> Result<Option<crate::tls::Acceptor>, StartupError> {
+        let settings = &config.tls;
+        if let Some(v) = &settings.ssl_version {
+            crate::log::warning(&format!(
+                "ssl_version {v:?} is ignored: TLS 1.2 and 1.3 are offered (narrow with ciphers)"
+            ));
+        }
+        if let Some(list) = settings
+            .ciphers
+            .as_ref()
+            .filter(|l| !l.unsupported.is_empty())
+        {
+            crate::log::warning(&format!(
+                "ciphers: {} not offered (rustls does not implement them)",
+                list.unsupported.join(", ")
+            ));
+        }
+        if settings.enabled() && config.proxy_protocol.is_some() {
+            // TODO(#13): read the PROXY header before the ClientHello.
+            return Err(StartupError::Setting(
+                crate::config::SettingError::Refused {
+                    key: "proxy_protocol",
+                    reason: "it cannot be combined with certfile yet",
+                },
+            ));
+        }
+        Ok(crate::tls::load(settings, &|k| self.var(k))?)
+    }
 }
 
 fn is_ini(spec: &str) -> bool {
     !spec.starts_with("python:") && (spec.ends_with(".ini") || spec.ends_with(".conf"))
+}
+
+/// A hook rgunicorn cannot honour (`ssl_context`) stops start-up, saying what
+/// to use instead.
+fn refuse_hooks(hooks: &Hooks) -> Result<(), StartupError> {
+    for hook in hooks.defined() {
+        if let Some(s) = config::setting(hook.key()).filter(|s| s.support == Support::Refused) {
+            return Err(StartupError::Setting(config::SettingError::Refused {
+                key: s.key,
+                reason: s.doc,
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// Hooks whose event does not exist yet: say so instead of never calling them.

@@ -38,6 +38,10 @@
 //!                machine, resumable responses
 //! sockio.rs      every socket call on a client connection: non-blocking for
 //!                the event loop, blocking (GIL released) where PEP 3333 waits
+//! tls/           rustls: certificate/key/CA loading in the master, cipher
+//!                names, one session driven over a non-blocking socket, the
+//!                environ's SSL_* facts
+//! wire.rs        a connection's byte stream: the socket, or TLS over it
 //! python/        interpreter start-up (PyConfig), app import, config files, hooks
 //! systemd/       LISTEN_FDS activation, sd_notify (abstract sockets, FDSTORE)
 //! log/           error log and access log; journald native protocol;
@@ -65,6 +69,8 @@ pub mod sockio;
 pub mod startup;
 pub mod systemd;
 pub mod tally;
+pub mod tls;
+pub mod wire;
 pub mod worker;
 pub mod wsgi;
 

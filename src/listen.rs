@@ -277,6 +277,20 @@ impl Listener {
         }
     }
 
+    /// True when this socket is the one `addr` names (no side effects, unlike
+    /// [`Listener::serves`]).
+    pub fn matches(&self, addr: &Address) -> bool {
+        match (addr, &self.kind) {
+            (Address::Tcp { host, port }, Endpoint::Tcp(sa)) => {
+                host.parse::<std::net::IpAddr>().ok() == Some(sa.ip()) && *port == sa.port()
+            }
+            (Address::Unix(path), Endpoint::Unix(bound)) => path == bound,
+            (Address::Fd(fd), _) => *fd == self.fd.as_raw_fd(),
+            (Address::FdName(name), _) => self.name.as_deref() == Some(name.as_str()),
+            _ => false,
+        }
+    }
+
     /// True when this (inherited) socket is the one `addr` names. A unix socket
     /// we were asked to bind is then ours to remove at exit.
     pub fn serves(&mut self, addr: &Address) -> bool {

@@ -36,6 +36,16 @@ pub fn read_some(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> Progress<usize> {
     Ok(n)
 }
 
+/// Read once into `buf`. `Ok(Some(0))` is EOF; `Ok(None)` means the socket
+/// has nothing now.
+///
+/// # Errors
+/// The socket failed (reset, or another error).
+pub fn read_into(fd: RawFd, buf: &mut [u8]) -> Progress<usize> {
+    // SAFETY: `buf` is valid writable memory of its length.
+    nonblocking(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
 /// Retry `call` (a read-like syscall returning a count or -1) across EINTR;
 /// EAGAIN is `Ok(None)`.
 fn nonblocking(mut call: impl FnMut() -> isize) -> Progress<usize> {
@@ -123,6 +133,34 @@ pub fn sendfile_some(sock: RawFd, file: RawFd, offset: &mut i64, count: u64) -> 
     // to a live i64.
     let n = nonblocking(|| unsafe { libc::sendfile(sock, file, offset, chunk) })?;
     Ok(n.map(|n| n as u64))
+}
+
+/// Look at the first byte waiting on the socket without taking it.
+/// `Ok(Some(None))` is EOF; `Ok(None)` means nothing has arrived yet.
+///
+/// # Errors
+/// The socket failed.
+pub fn peek_byte(fd: RawFd) -> Progress<Option<u8>> {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is one writable byte for the duration of the call.
+    let n = nonblocking(|| unsafe { libc::recv(fd, (&raw mut byte).cast(), 1, libc::MSG_PEEK) })?;
+    Ok(n.map(|n| (n > 0).then_some(byte)))
+}
+
+/// Wait up to `timeout` until the client sent something (or hung up).
+///
+/// # Errors
+/// `TimedOut`, or poll(2) failed.
+pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<()> {
+    wait(fd, libc::POLLIN, timeout)
+}
+
+/// Wait up to `timeout` until the socket takes more output.
+///
+/// # Errors
+/// `TimedOut`, or poll(2) failed.
+pub fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<()> {
+    wait(fd, libc::POLLOUT, timeout)
 }
 
 /// Read and drop everything the client has sent so far. `Ok(true)` once its

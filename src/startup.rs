@@ -53,6 +53,7 @@ pub fn prepare(
         return Ok(Prepared::Exit(ExitStatus::Ok.code()));
     }
     set_up_master(&config, &hooks)?;
+    let tls = launch.load_tls(&config)?;
     if config.check_config {
         return Ok(check_app(&config));
     }
@@ -67,8 +68,9 @@ pub fn prepare(
     if notifier.enabled() && launch.var("INVOCATION_ID").is_some() {
         store_bound_sockets(&notifier, &mut listeners);
     }
+    check_plain_binds(&config, &listeners)?;
     hand_over_files(&config, &listeners)?;
-    announce(&listeners, metrics.as_ref());
+    announce(&listeners, metrics.as_ref(), &config, tls.is_some());
     if hooks.is_set(Hook::OnStarting) {
         let view = ServerView {
             pid: std::process::id(),
@@ -81,6 +83,7 @@ pub fn prepare(
     let mut arbiter = arbiter::Arbiter::new(
         config,
         (listeners, metrics),
+        tls,
         signals,
         notifier,
         hooks,
@@ -194,15 +197,32 @@ fn store_bound_sockets(notifier: &systemd::notify::Notifier, listeners: &mut [Li
     }
 }
 
+/// Every `plain_bind` must name a socket being served: a typo there would
+/// otherwise serve that socket with TLS, silently.
+fn check_plain_binds(config: &Config, listeners: &[Listener]) -> Result<(), StartupError> {
+    for addr in &config.plain_bind {
+        if !listeners.iter().any(|l| l.matches(addr)) {
+            return Err(StartupError::Setting(
+                crate::config::SettingError::Invalid {
+                    key: "plain_bind",
+                    value: addr.to_string(),
+                    reason: "names no socket being served".to_owned(),
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Gunicorn's start-up lines: version, each socket, worker class.
-fn announce(listeners: &[Listener], metrics: Option<&Listener>) {
+fn announce(listeners: &[Listener], metrics: Option<&Listener>, config: &Config, tls: bool) {
     log::info(&format!("Starting rgunicorn {}", env!("CARGO_PKG_VERSION")));
     for l in listeners {
-        log::info(&format!(
-            "Listening at: {} ({})",
-            l.describe(),
-            std::process::id()
-        ));
+        let shown = match tls && !config.plain_bind.iter().any(|a| l.matches(a)) {
+            true => l.describe().replacen("http://", "https://", 1),
+            false => l.describe(),
+        };
+        log::info(&format!("Listening at: {shown} ({})", std::process::id()));
     }
     if let Some(l) = metrics {
         log::info(&format!(

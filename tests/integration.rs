@@ -23,6 +23,7 @@ mod signals;
 mod statsd;
 mod stdio;
 mod syslog;
+mod tls;
 mod upload;
 mod virtualenv;
 mod wsgi;

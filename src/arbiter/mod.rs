@@ -82,6 +82,9 @@ enum Life {
 /// The master process state.
 pub struct Arbiter {
     config: Config,
+    /// The TLS certificate and key of this generation, read from the files
+    /// `config` names; workers inherit it by fork. None without `certfile`.
+    tls: Option<crate::tls::Acceptor>,
     /// How to load the configuration again (SIGHUP) and re-execute (USR2).
     launch: Launch,
     listeners: Vec<Listener>,
@@ -152,6 +155,7 @@ impl Arbiter {
     pub fn new(
         config: Config,
         (listeners, metrics): (Vec<Listener>, Option<Listener>),
+        tls: Option<crate::tls::Acceptor>,
         signals: SignalPipe,
         notifier: Notifier,
         hooks: Hooks,
@@ -176,6 +180,7 @@ impl Arbiter {
         let num_workers = config.workers;
         Ok(Arbiter {
             config,
+            tls,
             launch,
             listeners,
             retired_listeners: Vec::new(),
@@ -385,6 +390,7 @@ impl Arbiter {
         let spawned = spawn::spawn_worker(
             &spawn::Inherit {
                 config: &self.config,
+                tls: self.tls.as_ref(),
                 listeners: &self.listeners,
                 booted_write: &self.booted_write,
                 hooks: &self.hooks,

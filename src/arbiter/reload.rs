@@ -6,6 +6,11 @@
 //! so requests fail while the new ones import; and if the new code cannot even
 //! be imported, here the reload is abandoned and the old workers serve on.
 //!
+//! The TLS certificate and key are read again too, for the new generation's
+//! connections; connections the old workers hold keep their sessions. Files
+//! that cannot be used (a broken key, a certificate that does not match it)
+//! leave the previous certificate in use, and the log says why.
+//!
 //! With preload_app the master itself holds the old code, so HUP starts a new
 //! master instead (as USR2 does) and that master retires this one when it is ready.
 
@@ -20,7 +25,7 @@ use crate::python::hooks::{Hook, Hooks};
 /// A reload whose new workers are still booting.
 pub(super) struct Pending {
     /// The configuration to go back to if the new workers cannot load the app.
-    previous: Option<(Config, Hooks)>,
+    previous: Option<(Config, Hooks, Option<crate::tls::Acceptor>)>,
     /// Listeners bound for the new configuration replaced these.
     listeners_replaced: bool,
     /// When the HUP arrived.
@@ -80,13 +85,21 @@ impl Arbiter {
             }
         }
         crate::launch::warn_unfired_hooks(&loaded.hooks);
+        let previous_tls = self.reload_tls(&loaded.config);
+        for addr in &loaded.config.plain_bind {
+            if !self.listeners.iter().any(|l| l.matches(addr)) {
+                crate::log::error(&format!(
+                    "plain_bind {addr} names no socket being served; every socket serves TLS"
+                ));
+            }
+        }
         let previous_config = std::mem::replace(&mut self.config, loaded.config);
         let previous_hooks = std::mem::replace(&mut self.hooks, loaded.hooks);
         if self.hooks.is_set(Hook::OnReload) {
             Python::attach(|py| self.hooks.on_reload(py, self.view()));
         }
         self.reload = Some(Pending {
-            previous: Some((previous_config, previous_hooks)),
+            previous: Some((previous_config, previous_hooks, previous_tls)),
             listeners_replaced,
             started: Instant::now(),
         });
@@ -97,6 +110,20 @@ impl Arbiter {
             "Reloading: starting {} new worker(s) (generation {})",
             self.num_workers, self.generation
         ));
+    }
+
+    /// Read the TLS files `config` names for the next generation; returns the
+    /// acceptor they replace. Files that cannot be used keep the current one.
+    fn reload_tls(&mut self, config: &Config) -> Option<crate::tls::Acceptor> {
+        match self.launch.load_tls(config) {
+            Ok(tls) => std::mem::replace(&mut self.tls, tls),
+            Err(e) => {
+                crate::log::error(&format!(
+                    "TLS files not reloaded, new workers keep the previous certificate: {e}"
+                ));
+                self.tls.clone()
+            }
+        }
     }
 
     /// Listeners for a changed `bind`: sockets from systemd (or a previous
@@ -183,9 +210,10 @@ impl Arbiter {
         for pid in new {
             self.retire(pid);
         }
-        if let Some((config, hooks)) = pending.previous.take() {
+        if let Some((config, hooks, tls)) = pending.previous.take() {
             self.config = config;
             self.hooks = hooks;
+            self.tls = tls;
         }
         if pending.listeners_replaced {
             self.listeners = std::mem::take(&mut self.retired_listeners);

@@ -24,6 +24,8 @@ use crate::worker::{WorkerInit, run_worker};
 pub struct Inherit<'a> {
     /// The configuration of the worker's generation.
     pub config: &'a Config,
+    /// The generation's TLS certificate and key, when TLS is on.
+    pub tls: Option<&'a crate::tls::Acceptor>,
     /// The master's listening sockets.
     pub listeners: &'a [Listener],
     /// Write end of the boot pipe.
@@ -93,6 +95,18 @@ fn child_init<'a>(inherit: &Inherit<'a>, heartbeat: Slot, seat: Seat, age: u64) 
         });
     WorkerInit {
         config: inherit.config,
+        // Decided here, on the master's descriptors: `plain_bind fd://N`
+        // names the master's number, not the worker's copy.
+        tls: inherit
+            .listeners
+            .iter()
+            .map(|l| {
+                inherit
+                    .tls
+                    .filter(|_| !inherit.config.plain_bind.iter().any(|a| l.matches(a)))
+                    .cloned()
+            })
+            .collect(),
         listeners,
         booted,
         heartbeat,

@@ -117,8 +117,11 @@ pub fn conf_man_page() -> String {
             process_name(s.process)
         );
         let _ = write!(out, "{}. {}", roff_escape(s.summary), roff_escape(s.doc));
-        if s.support == Support::NotYet {
-            out.push_str(" Not fired yet: the event that calls it is not implemented.");
+        match s.support {
+            Support::NotYet => {
+                out.push_str(" Not fired yet: the event that calls it is not implemented.")
+            }
+            Support::Refused | Support::Full => {}
         }
         out.push('\n');
     }

@@ -101,6 +101,14 @@ pub enum SettingError {
         /// The default it may be left at.
         default: &'static str,
     },
+    /// A setting or hook rgunicorn refuses by design ([`Support::Refused`]).
+    #[error("{key} is not supported by rgunicorn: {reason}")]
+    Refused {
+        /// Setting or hook key.
+        key: &'static str,
+        /// Why, and what to use instead (the declaration's doc).
+        reason: &'static str,
+    },
     /// The config file could not be read or parsed.
     #[error("{0}")]
     File(String),
@@ -135,7 +143,7 @@ pub enum Section {
     Config,
     /// Process naming.
     ProcessNaming,
-    /// TLS (not supported yet).
+    /// TLS.
     Ssl,
     /// Server hooks (Python config files only).
     Hooks,
@@ -233,6 +241,9 @@ pub enum Support {
     Full,
     /// Known (Gunicorn has it) but not implemented yet: only the default is accepted.
     NotYet,
+    /// Gunicorn has it and rgunicorn cannot have it; defining it stops
+    /// start-up with a message saying what to use instead (its doc).
+    Refused,
 }
 
 /// One setting's declaration: everything the parser and the docs need.
@@ -350,6 +361,10 @@ pub struct Config {
     /// Seconds an idle keep-alive connection is kept open (0 disables
     /// keep-alive); read it as [`Config::keepalive`] or [`Config::idle_timeout`].
     pub(in crate::config) keepalive: u64,
+    /// The SSL settings (files named, not read: the master reads them).
+    pub tls: crate::tls::Settings,
+    /// `plain_bind`: binds served without TLS although `certfile` is set.
+    pub plain_bind: Vec<Address>,
     /// Request head limits and the parser's relaxations.
     pub limits: Limits,
     /// `limit_request_body`: largest request body in bytes; 0 = no limit.
@@ -475,6 +490,8 @@ impl Default for Config {
             timeout: 30,
             graceful_timeout: 30,
             keepalive: 2,
+            tls: crate::tls::Settings::default(),
+            plain_bind: Vec::new(),
             limits: Limits::default(),
             limit_request_body: 0,
             header_timeout: 30,

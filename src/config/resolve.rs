@@ -52,8 +52,15 @@ pub fn apply_value(
     if let Kind::Hook(_) = setting.kind {
         return Ok(());
     }
-    if setting.support == Support::NotYet {
-        return not_yet(setting, value);
+    match setting.support {
+        Support::NotYet => return not_yet(setting, value),
+        Support::Refused => {
+            return Err(SettingError::Refused {
+                key: setting.key,
+                reason: setting.doc,
+            });
+        }
+        Support::Full => {}
     }
     (setting.apply)(config, value).map_err(|reason| SettingError::Invalid {
         key: setting.key,

@@ -90,6 +90,7 @@ impl<'a> Worker<'_, 'a> {
     pub(super) fn boot(&mut self, init: WorkerInit<'a>) -> Result<Booted<'a>, BootError> {
         let WorkerInit {
             config,
+            tls,
             mut listeners,
             booted,
             heartbeat,
@@ -141,6 +142,7 @@ impl<'a> Worker<'_, 'a> {
             None
         };
         let lifecycle = Lifecycle {
+            tls,
             heartbeat,
             seat,
             reload: watcher,

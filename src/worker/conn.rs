@@ -3,7 +3,8 @@
 //! hyper's `proto/h1/conn.rs` state).
 //!
 //! ```text
-//!   accept → Idle ──bytes──▶ Reading ──head (+small body)──▶ app
+//!   accept ─(TLS)─▶ Handshake ──done──┐
+//!   accept → Idle ◀───────────────────┘ ──bytes──▶ Reading ──head (+small body)──▶ app
 //!             ▲                                              │
 //!             │        ┌──── response written ◀── Writing ◀──┤ response buffered
 //!             └────────┤                                     │
@@ -12,12 +13,14 @@
 //! ```
 //!
 //! Each phase carries the instant its clock started, and
-//! [`Conn::deadline`] is the one place a deadline is worked out from it: an
-//! idle connection gets `keepalive`, a request being read, written or parked
+//! [`Conn::deadline`] is the one place a deadline is worked out from it: a
+//! TLS handshake gets `header_timeout` from the accept (a stalled ClientHello
+//! is a stalled request head, one layer down), an idle connection gets `keepalive`, a request being read, written or parked
 //! gets `header_timeout` from its first byte, a small body being buffered
 //! `body_timeout` since it last progressed, a response being written or
 //! parked `timeout` since its last progress, a lingering close [`LINGER`].
-//! Nothing here touches the socket except through `crate::sockio`.
+//! Nothing here touches the socket except through its [`Wire`] (plain or
+//! TLS, over `crate::sockio`).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -25,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::http::head::RequestHead;
 use crate::listen::Endpoint;
+use crate::wire::Wire;
 use crate::wsgi::{ConnInfo, Continuation, Parked};
 
 /// Bytes read per read(2).
@@ -61,6 +65,8 @@ pub(super) enum AfterWrite {
 
 /// Where a connection is in its request cycle.
 pub(super) enum Phase {
+    /// A TLS connection whose handshake is not complete, accepted at `since`.
+    Handshake { since: Instant },
     /// Between requests, since the last response was handed to the socket (or
     /// the connection was accepted).
     Idle { since: Instant },
@@ -91,6 +97,8 @@ impl Phase {
     /// When this connection must be ended if nothing happens first.
     pub(super) fn deadline(&self, t: &Timeouts) -> Instant {
         match self {
+            Phase::Handshake { since } if t.stopping => *since + t.head.min(IDLE_GRACE),
+            Phase::Handshake { since } => *since + t.head,
             Phase::Idle { since } if t.stopping => *since + t.idle.min(IDLE_GRACE),
             Phase::Idle { since } => *since + t.idle,
             Phase::Reading { since, head: None } => *since + t.head,
@@ -105,9 +113,10 @@ impl Phase {
         }
     }
 
-    /// Bytes of a request arrived: an idle connection starts its request clock.
+    /// Bytes of a request arrived: an idle connection (or one that has just
+    /// finished its handshake) starts its request clock.
     pub(super) fn bytes_arrived(&mut self, now: Instant) {
-        if let Phase::Idle { .. } = *self {
+        if let Phase::Idle { .. } | Phase::Handshake { .. } = *self {
             *self = Phase::Reading {
                 since: now,
                 head: None,
@@ -187,6 +196,8 @@ pub(super) struct InFlight {
 /// One accepted connection.
 pub(super) struct Conn {
     pub(super) fd: OwnedFd,
+    /// The byte stream over `fd`: plain, or TLS; lent to the request the app runs.
+    pub(super) wire: Wire,
     pub(super) info: ConnInfo,
     /// Bytes read and not consumed yet start at `rpos`.
     pub(super) rbuf: Vec<u8>,
@@ -201,16 +212,22 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// A connection just accepted: idle since `now`.
-    pub(super) fn new(fd: OwnedFd, info: ConnInfo, now: Instant) -> Conn {
+    /// A connection just accepted: idle since `now`, or handshaking when
+    /// `wire` is TLS.
+    pub(super) fn new(fd: OwnedFd, wire: Wire, info: ConnInfo, now: Instant) -> Conn {
+        let phase = match wire.is_tls() {
+            true => Phase::Handshake { since: now },
+            false => Phase::Idle { since: now },
+        };
         Conn {
             fd,
+            wire,
             info,
             rbuf: Vec::new(),
             rpos: 0,
             wbuf: Vec::new(),
             wpos: 0,
-            phase: Phase::Idle { since: now },
+            phase,
             awaiting_proxy: None,
         }
     }
@@ -233,18 +250,29 @@ impl Conn {
     /// # Errors
     /// The client reset the connection.
     pub(super) fn flush(&mut self) -> io::Result<bool> {
-        self.wpos += crate::sockio::send_available(self.fd.as_raw_fd(), &self.wbuf[self.wpos..])?;
+        self.wpos += self.wire.send_available(&self.wbuf[self.wpos..])?;
         if self.wpos < self.wbuf.len() {
             return Ok(false);
         }
         self.wbuf.clear();
         self.wpos = 0;
-        Ok(true)
+        self.wire.flush_pending()
     }
 
-    /// Output is waiting to be written.
+    /// Output is waiting to be written (ours, or TLS records under it).
     pub(super) fn has_output(&self) -> bool {
-        self.wpos < self.wbuf.len()
+        self.wpos < self.wbuf.len() || self.wire.has_pending()
+    }
+
+    /// A TLS handshake that has just completed: the connection is idle,
+    /// waiting for its first request, and its TLS facts join its info.
+    pub(super) fn handshake_progress(&mut self, now: Instant) {
+        if let Phase::Handshake { .. } = self.phase
+            && !self.wire.is_handshaking()
+        {
+            self.info.tls = self.wire.tls_info();
+            self.phase = Phase::Idle { since: now };
+        }
     }
 
     /// Read once into the connection buffer. `Ok(Some(0))` is EOF, `Ok(None)`
@@ -257,7 +285,7 @@ impl Conn {
             self.rbuf.clear();
             self.rpos = 0;
         }
-        crate::sockio::read_some(self.fd.as_raw_fd(), &mut self.rbuf, READ_SIZE)
+        self.wire.read_some(&mut self.rbuf, READ_SIZE)
     }
 }
 
@@ -283,6 +311,7 @@ pub(super) fn conn_info(kind: &Endpoint, accepted: &crate::sockio::Accepted) -> 
         server_name,
         server_port,
         peer_ip: accepted.peer.map(|sa| sa.ip()),
+        tls: None,
     }
 }
 
@@ -384,6 +413,22 @@ mod tests {
         assert_eq!(busy.deadline(&stopping), t0 + T.head);
         let lingering = Phase::Lingering { since: t0 };
         assert_eq!(lingering.deadline(&stopping), t0 + LINGER);
+    }
+
+    #[test]
+    fn a_handshake_gets_the_head_timeout_then_requests_start_their_own() {
+        let t0 = Instant::now();
+        let mut p = Phase::Handshake { since: t0 };
+        assert_eq!(p.deadline(&T), t0 + T.head);
+        let stopping = Timeouts {
+            stopping: true,
+            ..T
+        };
+        assert_eq!(p.deadline(&stopping), t0 + IDLE_GRACE);
+        // The request sent with the last handshake flight starts its clock.
+        let later = t0 + Duration::from_secs(3);
+        p.bytes_arrived(later);
+        assert_eq!(p.deadline(&T), later + T.head);
     }
 
     #[test]

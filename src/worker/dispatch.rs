@@ -7,7 +7,6 @@
 //! whether the connection may stay open: only for a request the client has
 //! already pipelined behind this one.
 
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use pyo3::Python;
@@ -47,7 +46,7 @@ impl Server<'_> {
         let keep_alive_allowed =
             keepalive && (!stopping || pipelined_after(&conn.rbuf, conn.rpos, &head, &limits));
         let io = ConnIo {
-            fd: conn.fd.as_raw_fd(),
+            wire: conn.wire.lend(),
             rbuf: std::mem::take(&mut conn.rbuf),
             rpos: conn.rpos,
             wbuf: std::mem::take(&mut conn.wbuf),
@@ -141,6 +140,7 @@ impl Server<'_> {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        conn.wire = outcome.io.wire;
         conn.rbuf = outcome.io.rbuf;
         conn.rpos = outcome.io.rpos;
         conn.wbuf = outcome.io.wbuf;

@@ -40,6 +40,8 @@ use crate::http::head::{self, BodyKind, Limits, RequestHead};
 use crate::listen::{Endpoint, Listener};
 use crate::log::access::AccessLog;
 use crate::signals::{Event, SignalPipe};
+use crate::tls::TlsStream;
+use crate::wire::Wire;
 use crate::wsgi::{ConnInfo, Wsgi};
 
 use super::abort::AbortFlag;
@@ -65,9 +67,12 @@ const SHED_AGE: Duration = Duration::from_millis(200);
 /// Bodies up to this size are read completely before the app is called.
 const BUFFER_BODY_LIMIT: u64 = 64 * 1024;
 
-/// What connects the loop to the worker's life: the master's liveness slot and
-/// the two reasons to stop besides signals.
+/// What connects the loop to the worker's life: the generation's TLS
+/// certificate, the master's liveness slot and the two reasons to stop
+/// besides signals.
 pub(super) struct Lifecycle {
+    /// Per listener: what its connections speak TLS with (None: plain).
+    pub(super) tls: Vec<Option<crate::tls::Acceptor>>,
     /// Shared-memory liveness slot the master watches.
     pub(super) heartbeat: Slot,
     /// Where we tell peers how loaded we are, and see theirs.
@@ -105,6 +110,8 @@ pub(super) struct Server<'a> {
     pub(super) config: &'a Config,
     poll: Poll,
     listeners: Vec<Option<Listener>>,
+    /// Per listener: the acceptor its connections speak TLS with (None: plain).
+    listener_tls: Vec<Option<crate::tls::Acceptor>>,
     pub(super) conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     pub(super) wsgi: std::sync::Arc<Wsgi>,
@@ -151,11 +158,13 @@ impl<'a> Server<'a> {
         lifecycle: Lifecycle,
     ) -> io::Result<Server<'a>> {
         let Lifecycle {
+            tls,
             heartbeat,
             seat,
             reload,
             abort,
         } = lifecycle;
+        let listener_tls = tls;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut SourceFd(&pipe.fd()), SIGNAL, Interest::READABLE)?;
@@ -187,6 +196,7 @@ impl<'a> Server<'a> {
             config,
             poll,
             listeners: listeners.into_iter().map(Some).collect(),
+            listener_tls,
             conns: Vec::new(),
             free: Vec::new(),
             wsgi,
@@ -416,7 +426,9 @@ impl<'a> Server<'a> {
                 crate::sockio::set_nodelay(accepted.fd.as_raw_fd());
             }
             let fd = accepted.fd;
-            self.add_conn(fd, info);
+            if let Some(wire) = self.wire_for(index, &fd) {
+                self.add_conn(fd, wire, info);
+            }
             self.publish_load();
         }
     }
@@ -448,7 +460,27 @@ impl<'a> Server<'a> {
         now.duration_since(since) < patience
     }
 
-    fn add_conn(&mut self, fd: OwnedFd, info: ConnInfo) {
+    /// The byte stream of a connection accepted on listener `index`: plain,
+    /// or a new TLS session (None, and the connection dropped, when rustls
+    /// cannot start one).
+    fn wire_for(&self, index: usize, fd: &OwnedFd) -> Option<Wire> {
+        let Some(acceptor) = self.listener_tls.get(index).and_then(Option::as_ref) else {
+            return Some(Wire::Plain(fd.as_raw_fd()));
+        };
+        match acceptor.session() {
+            Ok(session) => Some(Wire::Tls(Box::new(TlsStream::new(
+                fd.as_raw_fd(),
+                session,
+                acceptor.ragged_eofs_are_eofs(),
+            )))),
+            Err(e) => {
+                crate::log::error(&format!("cannot start a TLS session: {e}"));
+                None
+            }
+        }
+    }
+
+    fn add_conn(&mut self, fd: OwnedFd, wire: Wire, info: ConnInfo) {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -463,7 +495,7 @@ impl<'a> Server<'a> {
             self.free.push(slot);
             return;
         }
-        let mut conn = Conn::new(fd, info, Instant::now());
+        let mut conn = Conn::new(fd, wire, info, Instant::now());
         if let Some(accept) = self.config.proxy_protocol {
             if !self.config.proxy_allow.allows(conn.info.peer_ip) {
                 // Only proxy_allow_ips may speak for a client (Gunicorn's 403).
@@ -532,6 +564,7 @@ impl<'a> Server<'a> {
         if !c.start_linger(Instant::now()) {
             return;
         }
+        c.wire.close_notify();
         if crate::sockio::shutdown_write(c.fd.as_raw_fd()).is_err() {
             return self.close(slot);
         }
@@ -632,8 +665,22 @@ impl<'a> Server<'a> {
             let Some(conn) = self.conn_mut(slot) else {
                 return;
             };
-            match conn.fill() {
-                Ok(Some(0)) | Err(_) => return self.close(slot), // EOF, or reset
+            let filled = conn.fill();
+            conn.handshake_progress(now);
+            match filled {
+                Ok(Some(0)) => return self.close(slot), // EOF
+                Err(e) if crate::tls::stream::is_plain_http(&e) => {
+                    // Plain HTTP on a TLS port: say so in words it can read.
+                    crate::log::debug!("plain HTTP from {} on a TLS port", conn.info.remote_addr);
+                    conn.wire.downgrade();
+                    self.refuse(slot, 400, "Bad Request");
+                }
+                Err(e) => {
+                    if conn.wire.is_tls() {
+                        crate::log::debug!("TLS from {}: {e}", conn.info.remote_addr);
+                    }
+                    return self.close(slot); // reset, or a failed handshake
+                }
                 Ok(Some(_)) => conn.phase.bytes_arrived(now),
                 Ok(None) => return,
             }
@@ -784,7 +831,9 @@ fn shed_candidate<'c>(
     phases
         .enumerate()
         .filter_map(|(slot, phase)| match phase? {
-            Phase::Idle { since } | Phase::Reading { since, head: None }
+            Phase::Idle { since }
+            | Phase::Handshake { since }
+            | Phase::Reading { since, head: None }
                 if now.saturating_duration_since(*since) >= SHED_AGE =>
             {
                 Some((*since, slot))

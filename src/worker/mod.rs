@@ -40,6 +40,9 @@ const ABORTED: ExitStatus = ExitStatus::Runtime;
 pub struct WorkerInit<'a> {
     /// The resolved configuration.
     pub config: &'a Config,
+    /// Per listener, in order: what its connections speak TLS with (None:
+    /// plain, without `certfile` or for a `plain_bind` socket).
+    pub tls: Vec<Option<crate::tls::Acceptor>>,
     /// The listening sockets (this process's copies).
     pub listeners: Vec<Listener>,
     /// Write end of the master's boot pipe: we write our pid once the app loaded.

@@ -42,6 +42,8 @@ pub struct ConnInfo {
     pub server_port: String,
     /// The peer's address, for trust decisions; None for unix sockets.
     pub peer_ip: Option<std::net::IpAddr>,
+    /// What the TLS handshake settled; None on a plain connection.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsInfo>>,
 }
 
 /// Builds environ dicts for one worker.
@@ -99,8 +101,11 @@ impl EnvironBuilder {
         ex: &Shared,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
-        if forwarded.https {
+        if forwarded.https || conn.tls.is_some() {
             env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+        }
+        if let Some(tls) = &conn.tls {
+            add_tls(py, &env, tls)?;
         }
         env.set_item(intern!(py, "REQUEST_METHOD"), method(py, head.method()))?;
         env.set_item(intern!(py, "RAW_URI"), head.target())?;
@@ -219,6 +224,25 @@ impl EnvironBuilder {
         }
         k
     }
+}
+
+/// What mod_ssl tells apps about a TLS connection: `HTTPS=on`, the protocol
+/// and suite, and the client certificate. Certificate names are UTF-8; like
+/// every environ string they arrive latin-1 decoded (PEP 3333 native strings:
+/// `.encode("latin-1").decode("utf-8")` gives the name back).
+fn add_tls(py: Python<'_>, env: &Bound<'_, PyDict>, tls: &crate::tls::TlsInfo) -> PyResult<()> {
+    env.set_item(intern!(py, "HTTPS"), intern!(py, "on"))?;
+    env.set_item(intern!(py, "SSL_PROTOCOL"), tls.protocol)?;
+    env.set_item(intern!(py, "SSL_CIPHER"), tls.cipher)?;
+    env.set_item(intern!(py, "SSL_CLIENT_VERIFY"), tls.client_verify())?;
+    if let Some(cert) = &tls.client {
+        let subject = latin1_str(cert.subject.as_bytes());
+        env.set_item(intern!(py, "SSL_CLIENT_S_DN"), subject)?;
+        let issuer = latin1_str(cert.issuer.as_bytes());
+        env.set_item(intern!(py, "SSL_CLIENT_I_DN"), issuer)?;
+        env.set_item(intern!(py, "SSL_CLIENT_CERT"), cert.pem.as_str())?;
+    }
+    Ok(())
 }
 
 /// SERVER_NAME and SERVER_PORT. As Gunicorn: a TCP listener's own address

@@ -13,7 +13,6 @@
 //! with the GIL released.
 
 use std::io;
-use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use pyo3::Python;
 use super::request_body::RequestBody;
 use super::response::{HeadContext, NotStarted, Response};
 use crate::sockio;
+use crate::wire::Wire;
 
 /// Output buffered beyond this is written out before the app may produce more.
 const HIGH_WATER: usize = 256 * 1024;
@@ -115,8 +115,8 @@ impl From<IoFailure> for pyo3::PyErr {
 
 /// State of one exchange. See the module doc.
 pub(crate) struct Exchange {
-    /// The connection's socket (non-blocking), borrowed from the event loop.
-    pub fd: RawFd,
+    /// The connection's byte stream (non-blocking), lent by the event loop.
+    pub wire: Wire,
     /// The request body, with the connection's read buffer.
     pub body: RequestBody,
     /// The response, whose bytes go to `wbuf`.
@@ -147,7 +147,7 @@ impl Exchange {
         if self.finished {
             return Ok(0);
         }
-        let conn = (self.fd, self.head_ctx.version, self.body_timeout);
+        let conn = (&mut self.wire, self.head_ctx.version, self.body_timeout);
         let result = self.body.read(py, conn, out, max);
         if let Err(e) = &result {
             self.response.close_after();
@@ -194,11 +194,12 @@ impl Exchange {
     /// Write what the socket takes now, without waiting. Returns true when
     /// everything buffered is written.
     pub fn try_flush(&mut self) -> Result<bool, IoFailure> {
-        match sockio::send_available(self.fd, &self.wbuf) {
-            Ok(n) => {
-                self.wbuf.drain(..n);
-                Ok(self.wbuf.is_empty())
-            }
+        let sent = self.wire.send_available(&self.wbuf).and_then(|n| {
+            self.wbuf.drain(..n);
+            self.wire.flush_pending()
+        });
+        match sent {
+            Ok(pending_out) => Ok(self.wbuf.is_empty() && pending_out),
             Err(e) => {
                 self.client_gone = true;
                 self.response.break_off();
@@ -212,9 +213,9 @@ impl Exchange {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let (fd, timeout) = (self.fd, self.io_timeout);
-        let wbuf = &self.wbuf;
-        let result = py.detach(|| sockio::send_blocking(fd, wbuf, timeout));
+        let timeout = self.io_timeout;
+        let (wire, wbuf) = (&mut self.wire, &self.wbuf);
+        let result = py.detach(|| wire.send_blocking(wbuf, timeout));
         self.wbuf.clear();
         result.map_err(|e| {
             self.client_gone = true;

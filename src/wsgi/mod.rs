@@ -19,7 +19,7 @@ mod start_response;
 pub use environ::ConnInfo;
 pub use forwarded::is_forwarder_header;
 
-use std::os::fd::RawFd;
+use crate::wire::Wire;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,8 +46,8 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// The connection's buffers, lent to a request while the app runs.
 pub struct ConnIo {
-    /// Socket (non-blocking).
-    pub fd: RawFd,
+    /// The connection's byte stream (plain or TLS), non-blocking.
+    pub wire: Wire,
     /// Bytes read and not consumed; the body (and any pipelined requests) start at `rpos`.
     pub rbuf: Vec<u8>,
     /// Start of unconsumed bytes in `rbuf`.
@@ -187,7 +187,7 @@ impl Wsgi {
         keep_alive_allowed: bool,
     ) -> Handled {
         let ex = Arc::new(Mutex::new(Exchange {
-            fd: io.fd,
+            wire: io.wire,
             body: RequestBody::new(
                 io.rbuf,
                 io.rpos,
@@ -295,7 +295,7 @@ impl Wsgi {
         let sent = std::mem::take(&mut e.response.sent);
         Handled::Done(Outcome {
             io: ConnIo {
-                fd: e.fd,
+                wire: e.wire.lend(),
                 rbuf: std::mem::take(&mut e.body.rbuf),
                 rpos: e.body.rpos,
                 wbuf: std::mem::take(&mut e.wbuf),

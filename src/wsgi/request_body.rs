@@ -6,7 +6,7 @@
 //! 100-continue` is answered at the first read that needs the socket, so a
 //! client is only invited to send a body the app wants.
 
-use std::os::fd::RawFd;
+use crate::wire::Wire;
 use std::time::Duration;
 
 use pyo3::Python;
@@ -125,7 +125,7 @@ impl RequestBody {
     pub fn read(
         &mut self,
         py: Python<'_>,
-        conn: (RawFd, Version, Duration),
+        conn: (&mut Wire, Version, Duration),
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<usize, IoFailure> {
@@ -165,7 +165,7 @@ impl RequestBody {
                 return Ok(take);
             }
             if decoded.consumed == 0 {
-                self.fill_blocking(py, conn)?;
+                self.fill_blocking(py, (&mut *conn.0, conn.1, conn.2))?;
             }
         }
         Ok(0)
@@ -175,7 +175,7 @@ impl RequestBody {
     fn fill_blocking(
         &mut self,
         py: Python<'_>,
-        (fd, version, timeout): (RawFd, Version, Duration),
+        (wire, version, timeout): (&mut Wire, Version, Duration),
     ) -> Result<(), IoFailure> {
         let result = py.detach(|| {
             if self.continue_pending {
@@ -184,7 +184,7 @@ impl RequestBody {
                     Version::Http10 => b"HTTP/1.0 100 Continue\r\n\r\n",
                     Version::Http11 => b"HTTP/1.1 100 Continue\r\n\r\n",
                 };
-                crate::sockio::send_blocking(fd, line, timeout)?;
+                wire.send_blocking(line, timeout)?;
             }
             if self.rpos == self.rbuf.len() {
                 self.rbuf.clear();
@@ -193,7 +193,7 @@ impl RequestBody {
                 self.rbuf.drain(..self.rpos);
                 self.rpos = 0;
             }
-            crate::sockio::read_blocking(fd, &mut self.rbuf, READ_CHUNK, timeout)
+            wire.read_blocking(&mut self.rbuf, READ_CHUNK, timeout)
         });
         let failure = match result {
             Ok(0) => IoFailure::Disconnected,

@@ -234,6 +234,10 @@ fn start_sendfile(py: Python<'_>, ex: &Shared, fw: &FileWrapper) -> Option<Itera
     let available = (size - offset).max(0) as u64;
     {
         let mut e = lock(ex);
+        if e.wire.is_tls() {
+            // sendfile(2) would bypass the TLS session: iterate the file.
+            return None;
+        }
         if e.ensure_head(Some(available)).is_err() {
             return Some(Iterated::AppError(no_start_response()));
         }
@@ -265,7 +269,7 @@ fn pump_file(ex: &Shared, fd: RawFd, mut offset: i64, mut remaining: u64) -> Ite
         Ok(true) => {}
     }
     while remaining > 0 {
-        match crate::sockio::sendfile_some(e.fd, fd, &mut offset, remaining) {
+        match crate::sockio::sendfile_some(e.wire.fd(), fd, &mut offset, remaining) {
             Ok(Some(0)) => break, // the file is shorter than it was: finish_body closes
             Ok(Some(n)) => {
                 remaining -= n;

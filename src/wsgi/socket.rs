@@ -36,7 +36,7 @@ impl ConnSocket {
                 "the request is over; its connection belongs to the server",
             )));
         }
-        Ok(ex.fd)
+        Ok(ex.wire.fd())
     }
 
     fn with_sock<T>(&self, f: impl FnOnce(SockRef<'_>) -> std::io::Result<T>) -> PyResult<T> {

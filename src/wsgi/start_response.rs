@@ -220,15 +220,16 @@ impl EarlyHints {
             block.extend_from_slice(b"\r\n");
         }
         block.extend_from_slice(b"\r\n");
-        let ex = acquire(&self.exchange)?;
+        let mut ex = acquire(&self.exchange)?;
         if ex.finished || ex.response.head_sent() || ex.head_ctx.version == Version::Http10 {
             return Ok(());
         }
-        let (fd, timeout) = (ex.fd, ex.io_timeout);
-        drop(ex);
+        let timeout = ex.io_timeout;
+        let wire = &mut ex.wire;
         // Nothing of the final response is buffered yet (its head is not
-        // sent), so these bytes go out first, as 1xx responses must.
-        py.detach(|| crate::sockio::send_blocking(fd, &block, timeout))
+        // sent), so these bytes go out first, as 1xx responses must. The
+        // exchange stays locked meanwhile (a TLS session has one writer).
+        py.detach(|| wire.send_blocking(&block, timeout))
             .map_err(IoFailure::from)?;
         Ok(())
     }

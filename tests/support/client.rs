@@ -130,6 +130,16 @@ impl Conn {
         })
     }
 
+    /// A connection over an already connected stream (TLS, for one).
+    pub fn over(stream: Box<dyn Stream>) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+            local_port: None,
+        }
+    }
+
     /// Connects to a unix stream socket.
     #[track_caller]
     pub fn unix(path: &Path) -> Conn {

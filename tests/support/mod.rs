@@ -21,6 +21,7 @@
 mod client;
 mod process;
 pub mod sse;
+pub mod tls;
 
 pub use client::{Conn, Response, assert_http_date};
 pub use process::{alive, children_of, proc_status_kib, wait_gone};

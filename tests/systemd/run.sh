@@ -17,6 +17,8 @@
 #             master gets it killed and restarted, and it serves again
 #   fdstore   rgunicorn.service (binds itself) restarted under 300 TCP requests:
 #             none lost, because the socket waits in systemd's fd store
+#   tls       rgunicorn@tls: certificate and key from LoadCredential=, the
+#             key file root-only (the service user cannot read it), HTTPS served
 #   verify    `systemd-analyze verify --man=no` of the units prints nothing
 #   manpages  Documentation=man:... pages resolve (verify with --man=yes)
 #   security  `systemd-analyze security rgunicorn@demo.service` exposure <= 4.0
@@ -49,7 +51,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ALL_CHECKS="activate status journal reload restart watchdog fdstore verify manpages security flask metrics"
+ALL_CHECKS="activate status journal reload restart watchdog fdstore tls verify manpages security flask metrics"
 CHECKS=${*:-${RGUNICORN_SYSTEMD_CHECKS:-$ALL_CHECKS}}
 BINDIR=/usr/local/bin
 SOCK=/run/rgunicorn/demo.sock
@@ -351,6 +353,34 @@ verify_units() { # verify_units yes|no
     CT systemd-analyze verify --man="$1" "$PAYLOAD/verify/rgunicorn@demo.socket" \
         "$PAYLOAD/verify/rgunicorn@demo.service" "$PAYLOAD/verify/rgunicorn.service" \
         "$PAYLOAD/verify/rgunicorn.target" 2>&1
+}
+
+check_tls() {
+    local dir=/etc/rgunicorn sock=/run/rgunicorn/tls.sock body uid mode
+    # A root-only key and its certificate, as an operator would keep them.
+    CT openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$dir/tls.key" -out "$dir/tls.crt" -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost >/dev/null 2>&1 || { fail "openssl req failed"; return; }
+    CT chmod 0600 "$dir/tls.key"
+    printf '[rgunicorn]\nwsgi_app = hello:app\nchdir = /srv/demo\ncertfile = tls.crt\nkeyfile = tls.key\n' |
+        put 0644 "$dir/tls.conf"
+    printf '[Service]\nLoadCredential=tls.crt:%s/tls.crt\nLoadCredential=tls.key:%s/tls.key\n' "$dir" "$dir" |
+        put 0644 /etc/systemd/system/rgunicorn@tls.service.d/50-credentials.conf
+    CT systemctl daemon-reload
+    CT systemctl start rgunicorn@tls.socket || { fail "cannot start rgunicorn@tls.socket"; return; }
+    body=$(CT curl -sS -m 10 --unix-socket "$sock" --cacert "$dir/tls.crt" https://localhost/)
+    wait_prop ActiveState rgunicorn@tls.service active 10
+    uid=$(CT awk '/^Uid:/ {print $2}' "/proc/$(prop MainPID rgunicorn@tls.service)/status")
+    mode=$(CT stat -c '%U %a' "$dir/tls.key")
+    if [[ "$body" == "Hello from rgunicorn!"* ]] && [ -n "$uid" ] && [ "$uid" != 0 ] &&
+        [ "$mode" = "root 600" ] && ! CT setpriv --reuid="$uid" --regid="$uid" --clear-groups \
+        cat "$dir/tls.key" >/dev/null 2>&1; then
+        pass "HTTPS over $sock with the key from LoadCredential= ($dir/tls.key: $mode, service uid $uid cannot read it)"
+    else
+        CT journalctl -u rgunicorn@tls.service --no-pager -n 20 | sed 's/^/    /'
+        fail "reply='$body' service uid='$uid' key='$mode'"
+    fi
+    CT systemctl stop rgunicorn@tls.socket rgunicorn@tls.service
 }
 
 check_verify() {

@@ -170,9 +170,9 @@ hook!(
     "ssl_context",
     2,
     Process::Worker,
-    Support::NotYet,
+    Support::Refused,
     "Called when SSLContext is needed",
-    "ssl_context(config, default_ssl_context_factory). Arrives with TLS support."
+    "ssl_context(config, default_ssl_context_factory). Refused: it hands the app a Python ssl.SSLContext, and rgunicorn serves TLS with rustls, which that object cannot configure. Defining it stops start-up; use certfile, keyfile, ca_certs, cert_reqs and ciphers instead."
 );
 
 #[cfg(test)]

@@ -128,6 +128,7 @@ pub static ALL: &[&Setting] = &[
     &ssl::SUPPRESS_RAGGED_EOFS,
     &ssl::DO_HANDSHAKE_ON_CONNECT,
     &ssl::CIPHERS,
+    &ssl::PLAIN_BIND,
     &hooks::ON_STARTING,
     &hooks::ON_RELOAD,
     &hooks::WHEN_READY,
