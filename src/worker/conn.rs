@@ -289,6 +289,33 @@ impl Conn {
     }
 }
 
+/// Buffers of connections that went idle, lent to the next connection that
+/// reads or answers: an idle keep-alive connection holds none, so ten
+/// thousand of them cost their sockets and little else.
+#[derive(Default)]
+pub(super) struct Spare(Vec<Vec<u8>>);
+
+impl Spare {
+    /// Most buffers kept: enough for every connection one turn of the loop
+    /// serves; more are freed.
+    const KEEP: usize = 64;
+    /// Larger buffers (a big response's) are freed rather than kept.
+    const LARGEST: usize = 64 * 1024;
+
+    /// An empty buffer, with room when one was given back.
+    pub(super) fn take(&mut self) -> Vec<u8> {
+        self.0.pop().unwrap_or_default()
+    }
+
+    /// Keep `buf` (emptied) for the next connection that needs one.
+    pub(super) fn give(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > 0 && buf.capacity() <= Self::LARGEST && self.0.len() < Self::KEEP {
+            buf.clear();
+            self.0.push(buf);
+        }
+    }
+}
+
 /// Environ address strings for an accepted connection.
 pub(super) fn conn_info(kind: &Endpoint, accepted: &crate::sockio::Accepted) -> ConnInfo {
     let (server_name, server_port) = match kind {

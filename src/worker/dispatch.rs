@@ -49,7 +49,10 @@ impl Server<'_> {
             wire: conn.wire.lend(),
             rbuf: std::mem::take(&mut conn.rbuf),
             rpos: conn.rpos,
-            wbuf: std::mem::take(&mut conn.wbuf),
+            wbuf: match conn.wbuf.capacity() {
+                0 => self.spare.take(),
+                _ => std::mem::take(&mut conn.wbuf),
+            },
         };
         self.heartbeat.beat();
         self.heartbeat.set_request(head.method(), head.target());

@@ -45,7 +45,7 @@ use crate::wire::Wire;
 use crate::wsgi::{ConnInfo, Wsgi};
 
 use super::abort::AbortFlag;
-use super::conn::{AfterWrite, Conn, InFlight, Phase, Timeouts, conn_info};
+use super::conn::{AfterWrite, Conn, InFlight, Phase, Spare, Timeouts, conn_info};
 use super::pool::Pool;
 use super::reload::Watcher;
 
@@ -128,6 +128,8 @@ pub(super) struct Server<'a> {
     pub(super) heartbeat: Slot,
     /// Our load on the accept-balance board.
     pub(super) seat: Seat,
+    /// Buffers idle connections gave back.
+    pub(super) spare: Spare,
     /// Connections that used their turn with pipelined requests still
     /// buffered: serviced again after the others had theirs.
     ready: Vec<usize>,
@@ -210,6 +212,7 @@ impl<'a> Server<'a> {
             seat,
             deferred_since: None,
             ready: Vec::new(),
+            spare: Spare::default(),
             served: 0,
             max_requests: request_limit(
                 config.max_requests,
@@ -661,10 +664,13 @@ impl<'a> Server<'a> {
                 }
                 Step::NeedMore => {}
             }
-            // 3. Read more.
-            let Some(conn) = self.conn_mut(slot) else {
+            // 3. Read more, into a lent buffer when this one went back.
+            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
                 return;
             };
+            if conn.rbuf.capacity() == 0 {
+                conn.rbuf = self.spare.take();
+            }
             let filled = conn.fill();
             conn.handshake_progress(now);
             match filled {
@@ -682,7 +688,17 @@ impl<'a> Server<'a> {
                     return self.close(slot); // reset, or a failed handshake
                 }
                 Ok(Some(_)) => conn.phase.bytes_arrived(now),
-                Ok(None) => return,
+                Ok(None) => {
+                    // Idle until the client sends: it needs no buffer meanwhile.
+                    if conn.rpos >= conn.rbuf.len() {
+                        conn.rpos = 0;
+                        self.spare.give(std::mem::take(&mut conn.rbuf));
+                    }
+                    if !conn.has_output() {
+                        self.spare.give(std::mem::take(&mut conn.wbuf));
+                    }
+                    return;
+                }
             }
         }
     }
