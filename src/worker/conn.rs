@@ -382,6 +382,23 @@ mod tests {
     }
 
     #[test]
+    fn spare_buffers_come_back_empty_and_large_ones_are_freed() {
+        let mut spare = Spare::default();
+        let mut buf = Vec::with_capacity(16 * 1024);
+        buf.extend_from_slice(b"leftover");
+        spare.give(buf);
+        spare.give(Vec::with_capacity(Spare::LARGEST + 1));
+        spare.give(Vec::new());
+        let lent = spare.take();
+        assert!(lent.is_empty() && lent.capacity() >= 16 * 1024);
+        assert_eq!(spare.take().capacity(), 0, "only the one kept buffer");
+        for _ in 0..Spare::KEEP + 10 {
+            spare.give(Vec::with_capacity(64));
+        }
+        assert_eq!(spare.0.len(), Spare::KEEP);
+    }
+
+    #[test]
     fn each_phase_has_its_own_clock() {
         use Step::*;
         let cases: &[(&[Step], &[u64])] = &[
