@@ -607,10 +607,16 @@ def targets(b):
         cmp("--preload PSS added per worker ≤ 3 MiB (Flask)", added, 3.0)
     if getattr(b, "scale", None):
         base, many = b.scale["base"], b.scale["many"]
-        out.append((f"{b.args.connections} connections: {many['errors']} errors",
-                    many["errors"] == 0))
-        cmp(f"{b.args.connections} connections: c=50 req/s over c={b.args.connections} req/s "
-            "≤ 1.25", base["rps"] / max(many["rps"], 1), 1.25)
+        n = b.args.connections
+        out.append((f"{n} connections: {many['errors']} errors", many["errors"] == 0))
+        cmp(f"{n} connections: c=50 req/s over c={n} req/s ≤ 1.25",
+            base["rps"] / max(many["rps"], 1), 1.25)
+        if "nginx_many" in b.scale:
+            # What the load generator itself loses at this many sockets.
+            ratio = many["rps"] / max(base["rps"], 1)
+            ref = b.scale["nginx_many"]["rps"] / max(b.scale["nginx_base"]["rps"], 1)
+            out.append((f"{n} connections keep ≥ 0.9× of what nginx keeps: "
+                        f"{ratio:.2f} vs nginx {ref:.2f}", ratio >= 0.9 * ref))
     return out
 
 
@@ -674,7 +680,13 @@ def main():
     with open(args.out, "w") as f:
         f.write(text)
     print(text)
-    hard = [d for d, ok in checks if not ok and "connections" in d]
+    # The 10,000-connection step fails the run: errors, or keeping less of
+    # the c=50 rate than 0.8x (or, where the generator loses more, than 0.9x
+    # of what nginx keeps in the same run).
+    scale = [(d, ok) for d, ok in checks if "connections" in d]
+    errors_ok = all(ok for d, ok in scale if "errors" in d)
+    rate_ok = any(ok for d, ok in scale if "errors" not in d) or not scale
+    hard = [d for d, ok in scale if not ok] if not (errors_ok and rate_ok) else []
     if hard:
         log("failed: " + "; ".join(hard))
         sys.exit(1)
