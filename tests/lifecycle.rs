@@ -4,97 +4,15 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{Server, TempDir, alive, apps_dir, children_of, wait_gone};
-
-/// One request on a fresh connection; the body, or None on any failure.
-fn fetch(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    if !text.starts_with("HTTP/1.1 200 ") {
-        return None;
-    }
-    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
-}
-
-/// Requests in a loop on another thread until stopped (bounded by count and time).
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addr: SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(AtomicUsize::new(0));
-        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
-        let handle = thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !s.load(Ordering::Relaxed)
-                && Instant::now() < deadline
-                && o.load(Ordering::Relaxed) < 100_000
-            {
-                match fetch(addr, "/load") {
-                    Some(_) => o.fetch_add(1, Ordering::Relaxed),
-                    None => f.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        });
-        Load {
-            stop,
-            ok,
-            failed,
-            handle: Some(handle),
-        }
-    }
-
-    fn ok(&self) -> usize {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Wait until at least `n` more requests succeeded.
-    fn wait_more(&self, n: usize) {
-        let target = self.ok() + n;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.ok() < target && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(5));
-        }
-        assert!(
-            self.ok() >= target,
-            "load stalled at {} ok, {} failed",
-            self.ok(),
-            self.failed.load(Ordering::Relaxed)
-        );
-    }
-
-    fn finish(mut self) -> (usize, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            h.join().expect("load thread");
-        }
-        (self.ok(), self.failed.load(Ordering::Relaxed))
-    }
-}
+use crate::support::{Load, Server, TempDir, alive, apps_dir, children_of, fetch, wait_gone};
 
 #[test]
 fn ttin_and_ttou_change_the_worker_count() {
@@ -155,7 +73,7 @@ fn hup_reloads_without_failing(extra: &[&str]) {
     let old = srv.worker_pids();
     assert_eq!(fetch(srv.addr(), "/").as_deref(), Some("v1\n"));
 
-    let load = Load::start(srv.addr());
+    let load = Load::start(srv.addr(), "/load");
     load.wait_more(1000);
     write_app("v2");
     srv.signal(Signal::SIGHUP);
@@ -214,7 +132,7 @@ fn usr2_then_term_to_the_old_master_fails_no_request() {
         fs::read_to_string(&pid_path).unwrap().trim(),
         old_master.to_string()
     );
-    let load = Load::start(srv.addr());
+    let load = Load::start(srv.addr(), "/load");
     load.wait_more(300);
     srv.signal(Signal::SIGUSR2);
     // The new master is a child of the old one, with its own workers.

@@ -1,17 +1,14 @@
 //! Readiness through a HUP and a shutdown delay, and memory-based recycling
 //! under load.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::metrics::{get, metrics_addr, value, with_metrics};
-use crate::support::Server;
+use crate::support::{Load, Server};
 
 /// Polls `/readyz` until it answers `status`; panics after `timeout`.
 #[track_caller]
@@ -78,68 +75,11 @@ fn shutdown_delay_serves_on_while_readyz_says_not_ready() {
     assert!(srv.stderr().contains("serving 2s more"), "{}", srv.stderr());
 }
 
-/// Requests to `addr` in a loop until stopped; counts successes and failures.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    handle: thread::JoinHandle<()>,
-}
-
-impl Load {
-    fn start(addr: SocketAddr) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(AtomicUsize::new(0));
-        let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
-        let handle = thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
-                if fetch_ok(addr) {
-                    o.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    f.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        Load {
-            stop,
-            ok,
-            failed,
-            handle,
-        }
-    }
-
-    /// Stop; (ok, failed).
-    fn finish(self) -> (usize, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().unwrap();
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
-    }
-}
-
-fn fetch_ok(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    if s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200 ")
-}
-
 #[test]
 fn a_worker_past_max_worker_memory_is_retired_without_failing_a_request() {
     let srv = with_metrics("ops:app", &["-w", "1", "--max-worker-memory", "48"]);
     let first = srv.worker_pids();
-    let load = Load::start(srv.addr());
+    let load = Load::start(srv.addr(), "/");
     assert_eq!(srv.get("/grow?mb=64").status, 200);
     srv.wait_workers(Duration::from_secs(15), |p| {
         p.len() == 1 && p != first.as_slice()

@@ -19,11 +19,13 @@
 //! reads from `/proc` (workers, their state and memory) is in `process.rs`.
 
 mod client;
+mod load;
 mod process;
 pub mod sse;
 pub mod tls;
 
 pub use client::{Conn, Response, assert_http_date};
+pub use load::{Load, fetch};
 pub use process::{alive, children_of, proc_status_kib, wait_gone};
 
 use std::ffi::OsString;
