@@ -6,6 +6,7 @@
 
 mod support;
 
+mod asgi;
 mod cli;
 mod corpus;
 mod edge;

@@ -180,11 +180,18 @@ impl Conn {
     /// error or EOF.
     #[track_caller]
     pub fn read_exact(&mut self, buf: &mut [u8]) {
-        if let Err(e) = self.need(buf.len()) {
+        if let Err(e) = self.try_read_exact(buf) {
             panic!("reading {} bytes: {e}", buf.len());
         }
+    }
+
+    /// [`Conn::read_exact`], returning the error (timeout, EOF, reset)
+    /// instead of panicking.
+    pub fn try_read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.need(buf.len())?;
         buf.copy_from_slice(&self.buf[..buf.len()]);
         self.buf.drain(..buf.len());
+        Ok(())
     }
 
     /// The first `n` bytes not yet consumed, reading until they arrive;

@@ -23,6 +23,7 @@ mod load;
 mod process;
 pub mod sse;
 pub mod tls;
+pub mod websocket;
 
 pub use client::{Conn, Response, assert_http_date};
 pub use load::{Load, fetch};
