@@ -620,27 +620,38 @@ def targets(b):
     return out
 
 
-def machine():
+def host():
+    """CPUs, kernel and Python of this machine (the start of machine())."""
     with open("/proc/cpuinfo") as f:
         model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    return f"{os.cpu_count()} × {model}, Linux {os.uname().release}, Python {sys.version.split()[0]}"
+
+
+def tool_versions(tools):
+    """["name X.Y.Z", ...] from running each (name, command); tools that are
+    not installed are left out."""
     versions = []
-    for kind, cmd in (("rgunicorn", [RGUNICORN, "--version"]),
-                      ("Gunicorn", [f"{VENV}/gunicorn", "--version"]),
-                      ("Granian", [f"{VENV}/granian", "--version"]),
-                      ("nginx", ["nginx", "-v"]), ("wrk", ["wrk", "-v"])):
+    for kind, cmd in tools:
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
             v = re.search(r"\d+\.\d+(\.\d+)?", p.stdout + p.stderr)
             versions.append(f"{kind} {v.group(0) if v else '?'}")
         except OSError:
             pass
+    return versions
+
+
+def machine():
+    versions = tool_versions((("rgunicorn", [RGUNICORN, "--version"]),
+                              ("Gunicorn", [f"{VENV}/gunicorn", "--version"]),
+                              ("Granian", [f"{VENV}/granian", "--version"]),
+                              ("nginx", ["nginx", "-v"]), ("wrk", ["wrk", "-v"])))
     try:
         import importlib.metadata as md  # noqa: PLC0415
         versions.append(f"bjoern {md.version('bjoern')}")
     except Exception:  # noqa: BLE001 - bjoern lives in the venv, not always here
         pass
-    return f"{os.cpu_count()} × {model}, Linux {os.uname().release}, Python {sys.version.split()[0]}, " \
-           + ", ".join(versions)
+    return f"{host()}, " + ", ".join(versions)
 
 
 def main():

@@ -34,6 +34,9 @@
 //! proxy.rs       PROXY protocol v1/v2 headers (HAProxy's spec)
 //! peers.rs       allow-lists of trusted peers (forwarded_allow_ips, proxy_allow_ips)
 //! http/          bytes ↔ request heads, bodies, response heads (no pyo3)
+//! asgi/          ASGI 3: the app thread's asyncio loop, scopes, receive/send,
+//!                lifespan; messages to and from the worker's event loop
+//! websocket.rs   RFC 6455 handshake and framing (tungstenite over buffers)
 //! wsgi/          PEP 3333: environ, input, start_response, the response state
 //!                machine, resumable responses
 //! sockio.rs      every socket call on a client connection: non-blocking for
@@ -50,6 +53,7 @@
 #![warn(missing_docs)]
 
 pub mod arbiter;
+pub mod asgi;
 pub mod balance;
 pub mod config;
 pub mod error;
@@ -70,6 +74,7 @@ pub mod startup;
 pub mod systemd;
 pub mod tally;
 pub mod tls;
+pub mod websocket;
 pub mod wire;
 pub mod worker;
 pub mod wsgi;

@@ -230,7 +230,14 @@ fn announce(listeners: &[Listener], metrics: Option<&Listener>, config: &Config,
             l.describe().replace("unix:", "http+unix:")
         ));
     }
-    log::info("Using worker: sync");
+    match (&config.worker_class_alias, config.asgi, config.threads > 1) {
+        (Some(alias), _, _) => log::info(&format!(
+            "Using worker: asgi (worker class {alias} is served by rgunicorn's asgi worker)"
+        )),
+        (None, true, _) => log::info("Using worker: asgi"),
+        (None, false, true) => log::info("Using worker: gthread"),
+        (None, false, false) => log::info("Using worker: sync"),
+    }
 }
 
 /// `--check-config` or `preload_app` could not import the app: log why, exit 4.

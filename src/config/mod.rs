@@ -25,6 +25,7 @@ pub mod raw;
 pub mod resolve;
 mod suggestion;
 
+pub use defs::asgi::{AsgiLoop, Lifespan};
 pub use resolve::{Origins, resolve};
 pub use suggestion::{suggest_flag, suggest_key};
 
@@ -350,6 +351,16 @@ pub struct Config {
     pub threads: usize,
     /// `worker_class` named gthread (only logging differs from sync).
     pub threaded_class: bool,
+    /// `worker_class` asgi (or one of its aliases): serve an ASGI 3 app.
+    pub asgi: bool,
+    /// The Uvicorn worker class named for `asgi`, for the log line saying so.
+    pub worker_class_alias: Option<String>,
+    /// `asgi_loop`: which asyncio event loop an ASGI worker runs.
+    pub asgi_loop: AsgiLoop,
+    /// `asgi_lifespan`: whether the lifespan protocol runs.
+    pub asgi_lifespan: Lifespan,
+    /// `websocket_max_message_size`: largest WebSocket message, in bytes.
+    pub websocket_max_message_size: usize,
     /// Most simultaneous connections per worker.
     pub worker_connections: usize,
     /// Seconds a worker may be silent before it is killed (0 disables); read
@@ -486,6 +497,11 @@ impl Default for Config {
             workers: 1,
             threads: 1,
             threaded_class: false,
+            asgi: false,
+            worker_class_alias: None,
+            asgi_loop: AsgiLoop::Auto,
+            asgi_lifespan: Lifespan::Auto,
+            websocket_max_message_size: 16 * 1024 * 1024,
             worker_connections: 1000,
             timeout: 30,
             graceful_timeout: 30,

@@ -55,6 +55,10 @@ pub(super) enum BootError {
     /// epoll, or registering a socket with it, failed.
     #[error("worker event loop failed to start: {0}")]
     EventLoop(#[source] std::io::Error),
+    /// The ASGI app thread did not start: lifespan startup failed (the
+    /// app's message), or its event loop could not be set up.
+    #[error(transparent)]
+    Asgi(#[from] crate::asgi::BootFailure),
     /// The master's timeout aborted the boot. Not a fault of the worker's: it
     /// ends through the `worker_abort` path, with that path's status.
     #[error("worker aborted while booting")]
@@ -72,6 +76,7 @@ impl BootError {
             | BootError::Privileges(_)
             | BootError::AccessLog { .. }
             | BootError::Wsgi { .. }
+            | BootError::Asgi(_)
             | BootError::EventLoop(_) => ExitStatus::WorkerBoot,
         }
     }
@@ -131,6 +136,7 @@ impl<'a> Worker<'_, 'a> {
         let environ_keys = access
             .as_ref()
             .map_or_else(Vec::new, |a| a.environ_keys().to_vec());
+        let asgi_app = config.asgi.then(|| app.clone_ref(py));
         let wsgi = Wsgi::new(py, app, config, hooks, self.view, environ_keys).map_err(|e| {
             BootError::Wsgi {
                 traceback: crate::python::format_traceback(py, &e),
@@ -148,8 +154,15 @@ impl<'a> Worker<'_, 'a> {
             reload: watcher,
             abort: self.aborting.clone(),
         };
-        let event_loop = event_loop::Server::new(config, listeners, &pipe, wsgi, access, lifecycle)
-            .map_err(BootError::EventLoop)?;
+        let mut event_loop =
+            event_loop::Server::new(config, listeners, &pipe, wsgi, access, lifecycle)
+                .map_err(BootError::EventLoop)?;
+        if let Some(app) = asgi_app {
+            // Lifespan startup runs here: the worker boots once the app says so.
+            let started = crate::asgi::start(py, app, config, event_loop.waker.clone())?;
+            crate::log::debug!("ASGI app thread serving on the {} loop", started.loop_name);
+            event_loop.asgi = Some(started.handle);
+        }
         // Tell the master we can serve: our pid, native endian, one atomic pipe write.
         let pid = std::process::id().to_ne_bytes();
         let _ = nix::unistd::write(&booted, &pid);

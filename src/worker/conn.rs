@@ -33,6 +33,8 @@ use crate::wsgi::{ConnInfo, Continuation, Parked};
 
 /// Bytes read per read(2).
 const READ_SIZE: usize = 16 * 1024;
+/// A deadline that stands for never (a year).
+const NEVER: Duration = Duration::from_secs(365 * 86_400);
 /// How long a lingering close waits for the client's EOF.
 pub(super) const LINGER: Duration = Duration::from_secs(2);
 /// During a graceful stop, how long after its last response an idle keep-alive
@@ -89,6 +91,18 @@ pub(super) enum Phase {
     /// A request thread runs this connection's request (`--threads`); its
     /// deadline is the worker timeout's business, not the connection's.
     InApp { since: Instant },
+    /// An ASGI app call runs for this connection (`-k asgi`): request body
+    /// and response pass between the loop and the app thread. `since` is
+    /// when it started.
+    Asgi {
+        since: Instant,
+        call: Box<super::asgi::AsgiCall>,
+    },
+    /// An open WebSocket (`-k asgi`), accepted at `since`.
+    WebSocket {
+        since: Instant,
+        ws: Box<super::asgi::WsConn>,
+    },
     /// Shut down for writing; input is discarded until EOF or [`LINGER`].
     Lingering { since: Instant },
 }
@@ -108,7 +122,12 @@ impl Phase {
             } => *since + t.body,
             Phase::Writing { since, .. } | Phase::Parked { since, .. } => *since + t.request,
             // The app may take as long as it needs; a year stands for never.
-            Phase::InApp { since } => *since + Duration::from_secs(365 * 86_400),
+            Phase::InApp { since } => *since + NEVER,
+            // The app may run as long as it likes; output the client does
+            // not read stalls it for `timeout` at most.
+            Phase::Asgi { since, call } => call.stalled.map_or(*since + NEVER, |s| s + t.request),
+            // Open until a side closes; then the closing handshake gets LINGER.
+            Phase::WebSocket { since, ws } => ws.closing.map_or(*since + NEVER, |s| s + LINGER),
             Phase::Lingering { since } => *since + LINGER,
         }
     }

@@ -30,7 +30,7 @@ pub(super) struct Started {
 
 impl Server<'_> {
     /// Hand `head` (and the connection's buffers) to the app.
-    pub(super) fn dispatch(&mut self, py: Python<'_>, slot: usize, head: RequestHead) {
+    pub(super) fn dispatch(&mut self, slot: usize, head: RequestHead) {
         self.served += 1;
         if self.max_requests.is_some_and(|limit| self.served >= limit) {
             self.begin_stop(Retire::MaxRequests);
@@ -45,6 +45,18 @@ impl Server<'_> {
         // has already sent: the last of them is answered with Connection: close.
         let keep_alive_allowed =
             keepalive && (!stopping || pipelined_after(&conn.rbuf, conn.rpos, &head, &limits));
+        if self.asgi.is_some() {
+            self.heartbeat.beat();
+            self.heartbeat.count_request();
+            let started = Started {
+                at: SystemTime::now(),
+                clock: Instant::now(),
+            };
+            return self.dispatch_asgi(slot, head, keep_alive_allowed, started);
+        }
+        let Some(conn) = self.conn_mut(slot) else {
+            return;
+        };
         let io = ConnIo {
             wire: conn.wire.lend(),
             rbuf: std::mem::take(&mut conn.rbuf),
@@ -85,9 +97,9 @@ impl Server<'_> {
         // In the app, this loop takes no connection: peers wait for us briefly.
         let open = self.open_conns();
         self.seat.publish(open, crate::balance::Availability::Busy);
-        let handled = self
-            .wsgi
-            .handle(py, &head, &conn.info, io, keep_alive_allowed);
+        let wsgi = &self.wsgi;
+        let handled =
+            Python::attach(|py| wsgi.handle(py, &head, &conn.info, io, keep_alive_allowed));
         self.publish_load();
         self.heartbeat.clear_request();
         self.heartbeat.beat();

@@ -66,6 +66,9 @@ const PIPELINE_TURN: u32 = 4;
 const SHED_AGE: Duration = Duration::from_millis(200);
 /// Bodies up to this size are read completely before the app is called.
 const BUFFER_BODY_LIMIT: u64 = 64 * 1024;
+/// After its last connection closed, how long a stopping ASGI worker waits
+/// for app calls still running (background tasks) before lifespan shutdown.
+const ASGI_CALL_GRACE: Duration = Duration::from_secs(5);
 
 /// What connects the loop to the worker's life: the generation's TLS
 /// certificate, the master's liveness slot and the two reasons to stop
@@ -117,6 +120,15 @@ pub(super) struct Server<'a> {
     pub(super) wsgi: std::sync::Arc<Wsgi>,
     /// Request threads, with `--threads` above 1; None runs requests inline.
     pub(super) pool: Option<Pool>,
+    /// The ASGI app thread (`-k asgi`); None serves WSGI.
+    pub(super) asgi: Option<crate::asgi::Handle>,
+    /// Wakes this loop from another thread (request threads, the ASGI thread).
+    pub(super) waker: std::sync::Arc<mio::Waker>,
+    /// The ASGI thread's replies, a buffer reused between turns.
+    pub(super) replies: Vec<crate::asgi::Outbound>,
+    /// Stopping, with no connection left since this instant: app calls
+    /// still running (background work) get [`ASGI_CALL_GRACE`] from here.
+    pub(super) drained_at: Option<Instant>,
     pub(super) access: Option<AccessLog>,
     pub(super) limits: Limits,
     /// TERM received: accept nothing new, finish what is in flight.
@@ -175,15 +187,15 @@ impl<'a> Server<'a> {
                 .register(&mut SourceFd(&w.fd()), RELOAD, Interest::READABLE)?;
         }
         let wsgi = std::sync::Arc::new(wsgi);
-        let pool = if config.threads > 1 {
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
+        let pool = if config.threads > 1 && !config.asgi {
             if !config.threaded_class {
                 crate::log::info(&format!(
                     "sync worker with {} threads: running as gthread, as Gunicorn does",
                     config.threads
                 ));
             }
-            let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
-            Some(Pool::start(config.threads, wsgi.clone(), waker)?)
+            Some(Pool::start(config.threads, wsgi.clone(), waker.clone())?)
         } else {
             None
         };
@@ -203,6 +215,10 @@ impl<'a> Server<'a> {
             free: Vec::new(),
             wsgi,
             pool,
+            asgi: None,
+            waker,
+            replies: Vec::new(),
+            drained_at: None,
             access,
             limits: config.limits,
             stopping: false,
@@ -236,27 +252,32 @@ impl<'a> Server<'a> {
 
     /// Serve until stopped. Returns after a graceful stop has drained, or at once
     /// on INT/QUIT or SIGABRT.
-    pub(super) fn run(&mut self, py: Python<'_>, pipe: &SignalPipe) -> io::Result<Stop> {
+    pub(super) fn run(&mut self, pipe: &SignalPipe) -> io::Result<Stop> {
         let mut events = Events::with_capacity(256);
         loop {
             if self.aborted {
                 return Ok(Stop::Aborted);
             }
-            if self.stopping && self.conns.iter().all(Option::is_none) {
+            if self.stopping && self.drained() {
                 return Ok(Stop::Graceful);
             }
-            self.heartbeat.beat();
+            if self
+                .asgi
+                .as_mut()
+                .is_none_or(crate::asgi::Handle::responsive)
+            {
+                self.heartbeat.beat();
+            }
             let timeout = self.poll_timeout();
             self.publish_load();
-            let poll = &mut self.poll;
-            let result = py.detach(|| poll.poll(&mut events, Some(timeout)));
+            let result = self.wait(&mut events, timeout);
             if let Err(e) = result
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 return Err(e);
             }
             // A SIGABRT that arrived while we waited: run its Python handler.
-            if self.abort.check(py) {
+            if self.abort_checked() {
                 return Ok(Stop::Aborted);
             }
             for ev in events.iter() {
@@ -273,11 +294,12 @@ impl<'a> Server<'a> {
                 } else if ev.token() == RELOAD {
                     self.watch_sources();
                 } else if ev.token() == WAKE {
-                    self.collect_finished(py);
+                    self.collect_finished();
+                    self.collect_asgi();
                 } else if token < self.conn_base() {
                     self.accept(token - LISTENER_BASE);
                 } else {
-                    self.service(py, token - self.conn_base());
+                    self.service(token - self.conn_base());
                 }
                 if self.aborted {
                     return Ok(Stop::Aborted);
@@ -293,7 +315,7 @@ impl<'a> Server<'a> {
                 self.begin_stop(Retire::Reload(w.first_change().unwrap_or_default()));
             }
             for slot in std::mem::take(&mut self.ready) {
-                self.service(py, slot);
+                self.service(slot);
             }
             self.retry_accept();
             if self.stopping || now.duration_since(self.last_sweep) >= Duration::from_millis(500) {
@@ -301,6 +323,46 @@ impl<'a> Server<'a> {
                 self.sweep(now);
             }
         }
+    }
+
+    /// Wait for events. Serving WSGI, this thread holds the GIL between
+    /// waits and lets it go while it waits; serving ASGI it never holds it.
+    fn wait(&mut self, events: &mut Events, timeout: Duration) -> io::Result<()> {
+        let poll = &mut self.poll;
+        if self.asgi.is_some() {
+            return poll.poll(events, Some(timeout));
+        }
+        Python::attach(|py| py.detach(|| poll.poll(events, Some(timeout))))
+    }
+
+    /// Run Python signal handlers whose signal arrived while we waited; true
+    /// once SIGABRT's ran. Serving ASGI, the GIL is taken for that only at
+    /// sweeps, so the app thread keeps it otherwise.
+    fn abort_checked(&mut self) -> bool {
+        if self.asgi.is_none() {
+            return Python::attach(|py| self.abort.check(py));
+        }
+        if self.abort.is_raised() {
+            return true;
+        }
+        if self.last_sweep.elapsed() >= Duration::from_millis(500) {
+            let abort = &self.abort;
+            return Python::attach(|py| abort.check(py));
+        }
+        false
+    }
+
+    /// A stopping worker may exit: no connection is left, and no app call
+    /// runs (or the calls left have had [`ASGI_CALL_GRACE`]).
+    fn drained(&mut self) -> bool {
+        if !self.conns.iter().all(Option::is_none) {
+            return false;
+        }
+        let Some(asgi) = &self.asgi else {
+            return true;
+        };
+        let since = *self.drained_at.get_or_insert_with(Instant::now);
+        asgi.live() == 0 || since.elapsed() >= ASGI_CALL_GRACE
     }
 
     fn poll_timeout(&self) -> Duration {
@@ -374,6 +436,9 @@ impl<'a> Server<'a> {
             }
         }
         // Idle connections now get only the grace period: see `Conn::deadline`.
+        if self.asgi.is_some() {
+            self.close_websockets();
+        }
     }
 
     fn accept(&mut self, index: usize) {
@@ -530,7 +595,7 @@ impl<'a> Server<'a> {
     /// Forget a connection and close its socket at once. Only for connections
     /// with nothing left to read: the client's EOF was seen, the socket failed, or
     /// a linger ended.
-    fn close(&mut self, slot: usize) {
+    pub(super) fn close(&mut self, slot: usize) {
         self.forget(slot);
         // Edge-triggered listeners signal no new edge for connections already
         // queued: accept them ourselves now that there is room.
@@ -544,6 +609,9 @@ impl<'a> Server<'a> {
 
     /// Drop a connection and its slot, closing the socket.
     fn forget(&mut self, slot: usize) {
+        if self.asgi.is_some() {
+            self.tell_gone(slot);
+        }
         if let Some(c) = self.conns.get_mut(slot).and_then(Option::take) {
             if let Phase::Parked { .. } = c.phase {
                 // A response its client never read to the end: over all the same.
@@ -561,6 +629,9 @@ impl<'a> Server<'a> {
     /// End a connection without a reset: send our FIN after whatever was
     /// written, then discard input until the client's EOF (see the module doc).
     fn linger(&mut self, slot: usize) {
+        if self.asgi.is_some() {
+            self.tell_gone(slot);
+        }
         let Some(c) = self.conn_mut(slot) else {
             return;
         };
@@ -613,7 +684,7 @@ impl<'a> Server<'a> {
 
     /// Drive one connection as far as it can go without blocking: write what
     /// is buffered, then run the next complete request, then read more.
-    fn service(&mut self, py: Python<'_>, slot: usize) {
+    pub(super) fn service(&mut self, slot: usize) {
         let mut turn = PIPELINE_TURN;
         loop {
             if self.aborted {
@@ -627,8 +698,10 @@ impl<'a> Server<'a> {
                 Phase::Lingering { .. } => return self.discard_input(slot),
                 // A request thread has the buffers; its result moves us on.
                 Phase::InApp { .. } => return,
+                Phase::Asgi { .. } => return self.service_asgi(slot),
+                Phase::WebSocket { .. } => return self.service_websocket(slot),
                 Phase::Parked { .. } => {
-                    if self.resume_parked(py, slot) {
+                    if self.resume_parked(slot) {
                         continue;
                     }
                     return;
@@ -655,7 +728,7 @@ impl<'a> Server<'a> {
             match self.next_request(slot) {
                 Step::Dispatch(head) => {
                     turn -= 1;
-                    self.dispatch(py, slot, head);
+                    self.dispatch(slot, head);
                     continue;
                 }
                 Step::Error(status, reason) => {
@@ -706,7 +779,7 @@ impl<'a> Server<'a> {
     /// A parked response: write what it buffered, then let the app produce
     /// more. Nothing else happens on this connection meanwhile. True when the
     /// app ran again (the connection's phase moved on).
-    fn resume_parked(&mut self, py: Python<'_>, slot: usize) -> bool {
+    fn resume_parked(&mut self, slot: usize) -> bool {
         let now = Instant::now();
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return false;
@@ -745,7 +818,8 @@ impl<'a> Server<'a> {
                     return false;
                 }
                 self.heartbeat.beat();
-                let handled = self.wsgi.resume(py, parked, body);
+                let wsgi = &self.wsgi;
+                let handled = Python::attach(|py| wsgi.resume(py, parked, body));
                 self.settle(slot, handled, head, started);
                 true
             }
@@ -754,7 +828,7 @@ impl<'a> Server<'a> {
 
     /// Take the results request threads finished: settle each, then carry on
     /// with its connection (write the response, read the next request).
-    fn collect_finished(&mut self, py: Python<'_>) {
+    fn collect_finished(&mut self) {
         let Some(pool) = &self.pool else {
             return;
         };
@@ -762,7 +836,7 @@ impl<'a> Server<'a> {
         for f in finished {
             self.heartbeat.beat();
             self.settle(f.slot, f.handled, f.head, f.started);
-            self.service(py, f.slot);
+            self.service(f.slot);
         }
     }
 

@@ -14,6 +14,7 @@
 //! `BootError`, which `serve` reports, once.
 
 mod abort;
+mod asgi;
 mod boot;
 mod conn;
 mod dispatch;
@@ -123,7 +124,20 @@ impl<'py, 'a> Worker<'py, 'a> {
             mut event_loop,
             pipe,
         } = booted;
-        let stop = event_loop.run(self.py, &pipe);
+        let stop = match event_loop.asgi.is_some() {
+            // The app thread needs the GIL; this thread takes it only for
+            // signal handlers.
+            true => self.py.detach(|| {
+                let stop = event_loop.run(&pipe);
+                if let (Ok(event_loop::Stop::Graceful), Some(asgi)) =
+                    (&stop, event_loop.asgi.take())
+                {
+                    asgi.shutdown();
+                }
+                stop
+            }),
+            false => event_loop.run(&pipe),
+        };
         drop(event_loop);
         let status = match stop {
             Ok(event_loop::Stop::Graceful) => ExitStatus::Ok,

@@ -17,6 +17,7 @@ mod socket;
 mod start_response;
 
 pub use environ::ConnInfo;
+pub(crate) use forwarded::forwarded;
 pub use forwarded::is_forwarder_header;
 
 use crate::wire::Wire;

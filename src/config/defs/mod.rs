@@ -27,6 +27,7 @@ macro_rules! not_yet {
     };
 }
 
+pub mod asgi;
 mod config_file;
 mod hooks;
 mod logging;
@@ -57,6 +58,9 @@ pub static ALL: &[&Setting] = &[
     &worker::WORKERS,
     &worker::WORKER_CLASS,
     &worker::THREADS,
+    &asgi::ASGI_LOOP,
+    &asgi::ASGI_LIFESPAN,
+    &asgi::WEBSOCKET_MAX_MESSAGE_SIZE,
     &worker::WORKER_CONNECTIONS,
     &worker::MAX_REQUESTS,
     &worker::MAX_REQUESTS_JITTER,

@@ -95,33 +95,51 @@ pub static WORKER_CLASS: Setting = Setting {
     section: Section::Worker,
     default: "sync",
     summary: "The type of workers to use",
-    doc: "sync or gthread. Both run rgunicorn's event-loop worker, which owns all \
-          socket I/O in Rust; the app sees one request at a time per Python thread \
-          (see threads). gevent, eventlet and tornado are refused: their monkey \
-          patching has no place in a Rust event loop.",
+    doc: "sync, gthread or asgi. sync and gthread run rgunicorn's event-loop worker, \
+          which owns all socket I/O in Rust; the app sees one request at a time per \
+          Python thread (see threads). asgi (Gunicorn 24's ASGI worker) serves an \
+          ASGI 3 app (FastAPI, Starlette, Django's ASGI handler, Quart): the same \
+          Rust loop owns the sockets, and the app's coroutines run on one asyncio \
+          loop per worker on its own Python thread (see asgi_loop, asgi_lifespan). \
+          uvicorn.workers.UvicornWorker and uvicorn_worker.UvicornWorker are taken \
+          as asgi, with a log line saying so. gevent, eventlet and tornado are \
+          refused: their monkey patching has no place in a Rust event loop.",
     env_fallback: None,
     process: Process::Master,
     support: Support::Full,
-    apply: |c, v| match v.trim() {
-        "sync" | "gunicorn.workers.sync.SyncWorker" => {
-            c.threaded_class = false;
-            Ok(())
+    apply: |c, v| {
+        let name = v.trim();
+        let (threaded, asgi) = match name {
+            "sync" | "gunicorn.workers.sync.SyncWorker" => (false, false),
+            "gthread" | "gunicorn.workers.gthread.ThreadWorker" => (true, false),
+            "asgi" | "gunicorn.workers.gasgi.ASGIWorker" => (false, true),
+            "uvicorn.workers.UvicornWorker" | "uvicorn_worker.UvicornWorker" => {
+                c.worker_class_alias = Some(name.to_owned());
+                (false, true)
+            }
+            "gevent"
+            | "eventlet"
+            | "tornado"
+            | "gunicorn.workers.ggevent.GeventWorker"
+            | "gunicorn.workers.geventlet.EventletWorker"
+            | "gunicorn.workers.gtornado.TornadoWorker" => {
+                return Err(
+                    "greenlet and tornado workers are not supported; use sync, gthread or asgi"
+                        .into(),
+                );
+            }
+            other => {
+                return Err(format!(
+                    "unknown worker class {other:?}; use sync, gthread or asgi"
+                ));
+            }
+        };
+        if !name.starts_with("uvicorn") {
+            c.worker_class_alias = None;
         }
-        "gthread" | "gunicorn.workers.gthread.ThreadWorker" => {
-            c.threaded_class = true;
-            Ok(())
-        }
-        "gevent"
-        | "eventlet"
-        | "tornado"
-        | "gunicorn.workers.ggevent.GeventWorker"
-        | "gunicorn.workers.geventlet.EventletWorker"
-        | "gunicorn.workers.gtornado.TornadoWorker" => {
-            Err("greenlet and tornado workers are not supported; use sync or gthread".into())
-        }
-        other => Err(format!(
-            "unknown worker class {other:?}; use sync or gthread"
-        )),
+        c.threaded_class = threaded;
+        c.asgi = asgi;
+        Ok(())
     },
 };
 

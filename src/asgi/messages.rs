@@ -1,0 +1,214 @@
+//! What an app may `send()`, checked against the ASGI HTTP and WebSocket
+//! specs and turned into plain Rust values before it crosses to the event loop.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use super::WsData;
+use super::call::{Stage, protocol_error};
+
+/// A valid message, in Rust.
+#[derive(Debug)]
+pub(super) enum Sent {
+    Start {
+        status: u16,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    Body {
+        data: Vec<u8>,
+        more: bool,
+    },
+    PathSend {
+        path: PathBuf,
+    },
+    Accept {
+        subprotocol: Option<String>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    Message(WsData),
+    Close {
+        code: u16,
+        reason: String,
+    },
+}
+
+/// Check `message` for a call at `stage`; a violation is a RuntimeError in
+/// the app, as in Uvicorn.
+pub(super) fn parse(message: &Bound<'_, PyDict>, websocket: bool, stage: Stage) -> PyResult<Sent> {
+    let kind: String = match message.get_item("type")? {
+        Some(t) => t.extract()?,
+        None => return Err(protocol_error("ASGI message without a 'type' key".into())),
+    };
+    let unexpected = || {
+        protocol_error(format!(
+            "Unexpected ASGI message '{kind}' sent{}",
+            match stage {
+                Stage::Opening => "",
+                Stage::Open => " after the response started",
+                Stage::Closed => " after the response completed",
+            }
+        ))
+    };
+    match (websocket, stage, kind.as_str()) {
+        (false, Stage::Opening, "http.response.start") => {
+            let status: u16 = match message.get_item("status")? {
+                Some(s) => s.extract()?,
+                None => {
+                    return Err(protocol_error(
+                        "http.response.start without a status".into(),
+                    ));
+                }
+            };
+            if !(200..=599).contains(&status) {
+                return Err(protocol_error(format!("invalid HTTP status {status}")));
+            }
+            if flag(message, "trailers")? {
+                return Err(protocol_error(
+                    "http.response.start asked for trailers, which this server does not \
+                     offer (no http.response.trailers extension in the scope)"
+                        .into(),
+                ));
+            }
+            Ok(Sent::Start {
+                status,
+                headers: headers(message)?,
+            })
+        }
+        (false, Stage::Open, "http.response.body") => Ok(Sent::Body {
+            data: bytes_item(message, "body")?.unwrap_or_default(),
+            more: flag(message, "more_body")?,
+        }),
+        (false, Stage::Open, "http.response.pathsend") => {
+            let path: String = match message.get_item("path")? {
+                Some(p) => p.extract()?,
+                None => {
+                    return Err(protocol_error(
+                        "http.response.pathsend without a path".into(),
+                    ));
+                }
+            };
+            let path = PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(protocol_error(format!(
+                    "http.response.pathsend needs an absolute path, not {}",
+                    path.display()
+                )));
+            }
+            Ok(Sent::PathSend { path })
+        }
+        (true, Stage::Opening, "websocket.accept") => Ok(Sent::Accept {
+            subprotocol: match message.get_item("subprotocol")? {
+                Some(s) if !s.is_none() => Some(s.extract()?),
+                _ => None,
+            },
+            headers: headers(message)?,
+        }),
+        (true, Stage::Open, "websocket.send") => {
+            let text = match message.get_item("text")? {
+                Some(t) if !t.is_none() => Some(t.cast_into::<PyString>()?.to_str()?.to_owned()),
+                _ => None,
+            };
+            let bytes = bytes_item(message, "bytes")?;
+            match (text, bytes) {
+                (Some(t), None) => Ok(Sent::Message(WsData::Text(t))),
+                (None, Some(b)) => Ok(Sent::Message(WsData::Binary(b))),
+                _ => Err(protocol_error(
+                    "websocket.send needs exactly one of 'bytes' and 'text'".into(),
+                )),
+            }
+        }
+        (true, Stage::Opening | Stage::Open, "websocket.close") => {
+            let code: u16 = match message.get_item("code")? {
+                Some(c) if !c.is_none() => c.extract()?,
+                _ => 1000,
+            };
+            let reason: String = match message.get_item("reason")? {
+                Some(r) if !r.is_none() => r.extract()?,
+                _ => String::new(),
+            };
+            Ok(Sent::Close { code, reason })
+        }
+        _ => Err(unexpected()),
+    }
+}
+
+fn flag(message: &Bound<'_, PyDict>, key: &str) -> PyResult<bool> {
+    match message.get_item(key)? {
+        Some(v) => v.is_truthy(),
+        None => Ok(false),
+    }
+}
+
+fn bytes_item(message: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<Vec<u8>>> {
+    match message.get_item(key)? {
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => match v.cast::<PyBytes>() {
+            Ok(b) => Ok(Some(b.as_bytes().to_vec())),
+            // bytearray and memoryview, as Uvicorn takes them.
+            Err(_) => Ok(Some(v.extract::<Vec<u8>>().map_err(|_| {
+                protocol_error(format!("'{key}' must be bytes, not {}", type_name(&v)))
+            })?)),
+        },
+        None => Ok(None),
+    }
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The `headers` of a start or accept message: byte pairs with a valid name
+/// and a value without CR, LF or NUL. Hop-by-hop fields are the server's.
+fn headers(message: &Bound<'_, PyDict>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let Some(list) = message.get_item("headers")? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for pair in list.try_iter()? {
+        let pair = pair?;
+        let mut items = pair.try_iter()?;
+        let (Some(name), Some(value), None) = (items.next(), items.next(), items.next()) else {
+            return Err(protocol_error(
+                "each header must be a [name, value] pair".into(),
+            ));
+        };
+        let name = header_bytes(&name?)?;
+        let value = header_bytes(&value?)?;
+        if !crate::http::response::valid_header_name(&name) {
+            return Err(protocol_error(format!(
+                "invalid header name {:?}",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        if !crate::http::response::valid_header_value(&value) {
+            return Err(protocol_error(format!(
+                "invalid value for header {:?}",
+                String::from_utf8_lossy(&name)
+            )));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+fn header_bytes(v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    // Strings are taken as latin-1, as Uvicorn does.
+    if let Ok(s) = v.cast::<PyString>() {
+        let text = s.to_str()?;
+        if let Some(bytes) = text.chars().map(|c| u8::try_from(c as u32).ok()).collect() {
+            return Ok(bytes);
+        }
+    }
+    Err(protocol_error(format!(
+        "header names and values must be bytes, not {}",
+        type_name(v)
+    )))
+}
