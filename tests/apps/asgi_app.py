@@ -17,7 +17,8 @@ HTTP routes:
   /progress         that count
   /disconnect       sends part of a response, then waits for http.disconnect
   /seen             "yes" once /disconnect saw http.disconnect, else "no"
-  /late-receive     answers, then calls receive() once more (10 s bound)
+  /late-receive     reads the body, answers, then calls receive() once more
+                    (10 s bound)
   /late             what that receive() returned ("http.disconnect", ..)
   /pathsend         this file, by http.response.pathsend
   /raise            raises before http.response.start
@@ -238,6 +239,9 @@ async def http(scope, receive, send):
         await respond(send, 200, b"yes" if SEEN["disconnect"] else b"no")
     elif path == "/late-receive":
         SEEN["late"] = "waiting"
+        # Drain the (empty) body first: until then receive() rightly
+        # returns the http.request event.
+        await read_body(receive)
         await respond(send, 200, b"done\n")
         try:
             msg = await asyncio.wait_for(receive(), 10)
