@@ -70,7 +70,7 @@ class AsgiServer(run.Server):
         if kind == "rgunicorn":
             # As bench/run.py starts it for WSGI (no access log is the default).
             return [RGUNICORN, "-k", "asgi", "-w", str(workers), "-b", bind, "--chdir", APPS,
-                    "--virtualenv", os.path.dirname(VENV), app], APPS
+                    "--virtualenv", os.path.dirname(VENV), "--asgi-loop", loop, app], APPS
         if kind == "gunicorn":
             return [f"{VENV}/gunicorn", "-k", "asgi", "-w", str(workers), "-b", bind,
                     "--chdir", APPS, "--asgi-loop", loop, app], APPS
@@ -197,7 +197,7 @@ def stacks(loop, workers):
                       "keep-alive response waits ~40 ms for the client's delayed ACK and req/s "
                       "stays near connections / 40 ms whatever the CPU"),
         "granian": f"`--loop {loop}`, its Rust (hyper) HTTP stack, `--no-ws`",
-        "rgunicorn": "its own Rust HTTP stack and the loop its ASGI worker runs (no loop flag passed)",
+        "rgunicorn": f"`--asgi-loop {loop}`, its own Rust HTTP stack (mio event loop, httparse)",
     }
 
 

@@ -119,8 +119,31 @@ pub(super) struct Call {
     websocket: bool,
     shared: Arc<Shared>,
     registry: Arc<Registry>,
-    create_future: Py<PyAny>,
+    aio: Arc<LoopHooks>,
     state: Mutex<State>,
+}
+
+/// The asyncio loop's methods a call uses.
+pub(super) struct LoopHooks {
+    /// `loop.create_future`.
+    pub(super) create_future: Py<PyAny>,
+    /// `loop.call_soon`.
+    pub(super) call_soon: Py<PyAny>,
+    /// Wakes the event loop; scheduled once per asyncio turn with replies.
+    pub(super) wake: Py<LoopWaker>,
+}
+
+/// Wakes the worker's event loop for the replies queued in this asyncio turn.
+#[pyclass(frozen)]
+pub(super) struct LoopWaker {
+    pub(super) shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl LoopWaker {
+    fn __call__(&self) {
+        self.shared.wake_loop();
+    }
 }
 
 impl Call {
@@ -129,7 +152,7 @@ impl Call {
         start: &Start,
         shared: Arc<Shared>,
         registry: Arc<Registry>,
-        create_future: Py<PyAny>,
+        aio: Arc<LoopHooks>,
     ) -> PyResult<Py<Call>> {
         let mut events = VecDeque::new();
         if start.websocket {
@@ -144,7 +167,7 @@ impl Call {
             websocket: start.websocket,
             shared,
             registry,
-            create_future,
+            aio,
             state: Mutex::new(State {
                 stage: Stage::Opening,
                 events,
@@ -158,6 +181,17 @@ impl Call {
             }),
         };
         Py::new(py, call)
+    }
+
+    /// Queue `message` for the event loop, and have it woken at the end of
+    /// this asyncio turn.
+    fn reply(&self, py: Python<'_>, message: Outbound) -> PyResult<()> {
+        if self.shared.reply(message) {
+            self.aio
+                .call_soon
+                .call1(py, (self.aio.wake.clone_ref(py),))?;
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -235,17 +269,17 @@ impl Call {
             }
             if !st.asked {
                 st.asked = true;
-                self.shared.reply(Outbound::WantMessage { id: self.id });
+                self.reply(py, Outbound::WantMessage { id: self.id })?;
             }
         } else if st.disconnected || st.stage == Stage::Closed {
             // The response is complete or the client left.
             return ready(py, Some(disconnect_event(py, None)?));
         } else if st.body_more && !st.asked {
             st.asked = true;
-            self.shared.reply(Outbound::WantBody { id: self.id });
+            self.reply(py, Outbound::WantBody { id: self.id })?;
         }
         // Otherwise the body is all read: wait for the client to go.
-        let waiter = self.create_future.call0(py)?;
+        let waiter = self.aio.create_future.call0(py)?;
         st.receivers.push_back(waiter.clone_ref(py));
         Ok(waiter)
     }
@@ -334,7 +368,7 @@ impl Call {
         };
         st.unsent += bytes;
         if st.unsent < HIGH_WATER {
-            self.shared.reply(outbound);
+            self.reply(py, outbound)?;
             return ready(py, None);
         }
         // Too much is on its way: wait until the event loop has written it.
@@ -353,9 +387,9 @@ impl Call {
             },
             other => other,
         };
-        let waiter = self.create_future.call0(py)?;
+        let waiter = self.aio.create_future.call0(py)?;
         st.sender = Some(waiter.clone_ref(py));
-        self.shared.reply(outbound);
+        self.reply(py, outbound)?;
         Ok(waiter)
     }
 
@@ -381,11 +415,13 @@ impl Call {
             crate::log::error("ASGI callable returned without starting response.");
         }
         drop(st);
-        self.shared.reply(Outbound::Done {
-            id: self.id,
-            failed,
-        });
-        Ok(())
+        self.reply(
+            py,
+            Outbound::Done {
+                id: self.id,
+                failed,
+            },
+        )
     }
 }
 

@@ -26,7 +26,7 @@ mod scope;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use runtime::{BootFailure, Booted, start};
@@ -53,8 +53,8 @@ pub struct Start {
     pub id: CallId,
     /// An `Upgrade: websocket` handshake (scope type "websocket").
     pub websocket: bool,
-    /// The request head.
-    pub head: RequestHead,
+    /// The request head (shared with the event loop, which logs it).
+    pub head: Arc<RequestHead>,
     /// The connection it arrived on.
     pub info: ConnInfo,
     /// The client used https (TLS, or a trusted front end said so).
@@ -265,14 +265,23 @@ struct Shared {
     loop_wake: Arc<mio::Waker>,
     /// Ticks the app thread has seen.
     ticks_seen: AtomicU64,
+    /// A wake of the event loop is scheduled on the asyncio loop.
+    wake_scheduled: AtomicBool,
 }
 
 impl Shared {
-    /// From the app thread: queue a message for the event loop.
-    fn reply(&self, message: Outbound) {
-        if self.outbox.push(message)
-            && let Err(e) = self.loop_wake.wake()
-        {
+    /// From the app thread: queue a message for the event loop. True when
+    /// the event loop must be woken for it ([`Shared::wake_loop`]), which the
+    /// caller leaves to the end of the asyncio loop's turn, so the replies of
+    /// every task that ran in it cost one wake-up.
+    fn reply(&self, message: Outbound) -> bool {
+        self.outbox.push(message) && !self.wake_scheduled.swap(true, Ordering::AcqRel)
+    }
+
+    /// Wake the event loop for the replies queued so far.
+    fn wake_loop(&self) {
+        self.wake_scheduled.store(false, Ordering::Release);
+        if let Err(e) = self.loop_wake.wake() {
             crate::log::error(&format!("cannot wake the event loop: {e}"));
         }
     }
@@ -284,6 +293,8 @@ pub struct Handle {
     serial: u64,
     /// App calls started and not yet returned.
     live: usize,
+    /// Messages were queued into an empty inbox: wake the app thread.
+    wake_pending: bool,
     /// Ticks sent, and when the last unanswered one was.
     ticks_sent: u64,
     tick_at: std::time::Instant,
@@ -301,12 +312,19 @@ impl Handle {
         }
     }
 
-    /// Send `message` to the app thread.
+    /// Queue `message` for the app thread; [`Handle::wake`] wakes it.
     pub fn send(&mut self, message: Inbound) {
         if let Inbound::Start(_) = message {
             self.live += 1;
         }
-        if self.shared.inbox.push(message) {
+        self.wake_pending |= self.shared.inbox.push(message);
+    }
+
+    /// Wake the app thread if messages were queued since it last drained:
+    /// once per turn of the event loop, so a burst of requests costs one
+    /// wake-up.
+    pub fn wake(&mut self) {
+        if std::mem::take(&mut self.wake_pending) {
             self.shared.app_wake.wake();
         }
     }
@@ -348,6 +366,7 @@ impl Handle {
     /// Waits for it (the master's graceful timeout bounds the wait).
     pub fn shutdown(mut self) {
         self.send(Inbound::Shutdown);
+        self.wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

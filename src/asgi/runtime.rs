@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyModule};
 
 use crate::config::{AsgiLoop, Config, Lifespan};
 
-use super::call::{Call, Registry};
+use super::call::{Call, LoopHooks, LoopWaker, Registry};
 use super::{EventFd, Handle, Inbound, Mailbox, Shared};
 
 /// The Python half, embedded: loop creation, the call wrapper, lifespan.
@@ -61,6 +61,7 @@ pub fn start(
         app_wake,
         loop_wake,
         ticks_seen: AtomicU64::new(0),
+        wake_scheduled: std::sync::atomic::AtomicBool::new(false),
     });
     let settings = Settings {
         event_loop: config.asgi_loop,
@@ -88,6 +89,7 @@ pub fn start(
             shared,
             serial: 0,
             live: 0,
+            wake_pending: false,
             ticks_sent: 0,
             tick_at: std::time::Instant::now(),
             thread: Some(thread),
@@ -162,10 +164,20 @@ fn set_up(
         app,
         run_call: glue.getattr("run_call").map_err(failed)?.unbind(),
         create_task: event_loop.getattr("create_task").map_err(failed)?.unbind(),
-        create_future: event_loop
-            .getattr("create_future")
-            .map_err(failed)?
-            .unbind(),
+        aio: Arc::new(LoopHooks {
+            create_future: event_loop
+                .getattr("create_future")
+                .map_err(failed)?
+                .unbind(),
+            call_soon: event_loop.getattr("call_soon").map_err(failed)?.unbind(),
+            wake: Py::new(
+                py,
+                LoopWaker {
+                    shared: shared.clone(),
+                },
+            )
+            .map_err(failed)?,
+        }),
         stop: event_loop.getattr("stop").map_err(failed)?.unbind(),
         disconnected: glue.getattr("ClientDisconnected").map_err(failed)?.unbind(),
         state: (settings.lifespan != Lifespan::Off).then(|| state.unbind()),
@@ -275,7 +287,7 @@ pub(super) struct Bridge {
     app: Py<PyAny>,
     run_call: Py<PyAny>,
     create_task: Py<PyAny>,
-    create_future: Py<PyAny>,
+    aio: Arc<LoopHooks>,
     stop: Py<PyAny>,
     /// `ClientDisconnected`, raised by `send()` once the client is gone.
     disconnected: Py<PyAny>,
@@ -339,7 +351,7 @@ impl Bridge {
             &start,
             self.shared.clone(),
             self.registry.clone(),
-            self.create_future.clone_ref(py),
+            self.aio.clone(),
         )?;
         self.registry.insert(start.id, call.clone_ref(py));
         let coro = self.run_call.call1(py, (&self.app, scope, call))?;

@@ -35,7 +35,7 @@ const INPUT_LIMIT: usize = 64 * 1024;
 /// An app call in progress on a connection.
 pub(super) struct AsgiCall {
     pub(super) id: CallId,
-    pub(super) head: RequestHead,
+    pub(super) head: std::sync::Arc<RequestHead>,
     pub(super) started: Started,
     /// The request body still to be read.
     body: Decoder,
@@ -123,6 +123,7 @@ impl Server<'_> {
             return;
         };
         let id = asgi.next_id(slot);
+        let head = std::sync::Arc::new(head);
         let start = Start {
             id,
             websocket: ws_accept.is_some(),
@@ -234,7 +235,7 @@ impl Server<'_> {
     /// `http.response.start`: the head goes into the output buffer.
     fn start_response(&mut self, slot: usize, status: u16, headers: Vec<(Vec<u8>, Vec<u8>)>) {
         let server_header = self.config.server_header.as_bytes().to_vec();
-        let mut date = response::DateCache::new();
+        let date = &mut self.date;
         let spare = &mut self.spare;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
@@ -270,7 +271,9 @@ impl Server<'_> {
         let is_head = call.head.method() == "HEAD";
         let (framing, keep_alive) =
             response::framing(call.head.version, is_head, status, length, keep_alive);
-        let mut line = status.to_string();
+        let mut digits = itoa::Buffer::new();
+        let mut line = String::with_capacity(32);
+        line.push_str(digits.format(status));
         line.push(' ');
         line.push_str(response::reason_phrase(status));
         if conn.wbuf.capacity() == 0 {
@@ -491,9 +494,14 @@ impl Server<'_> {
         ) else {
             return;
         };
-        let mut date = response::DateCache::new();
         let reason = response::reason_phrase(status);
-        response::error_response(&mut conn.wbuf, status, reason, date.get(), &server_header);
+        response::error_response(
+            &mut conn.wbuf,
+            status,
+            reason,
+            self.date.get(),
+            &server_header,
+        );
         conn.phase.response_done(false, Instant::now());
         let mut call = call;
         call.status = status;

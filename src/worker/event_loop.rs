@@ -126,6 +126,8 @@ pub(super) struct Server<'a> {
     pub(super) waker: std::sync::Arc<mio::Waker>,
     /// The ASGI thread's replies, a buffer reused between turns.
     pub(super) replies: Vec<crate::asgi::Outbound>,
+    /// The `Date` header, formatted once a second.
+    pub(super) date: crate::http::response::DateCache,
     /// Stopping, with no connection left since this instant: app calls
     /// still running (background work) get [`ASGI_CALL_GRACE`] from here.
     pub(super) drained_at: Option<Instant>,
@@ -219,6 +221,7 @@ impl<'a> Server<'a> {
             waker,
             replies: Vec::new(),
             drained_at: None,
+            date: crate::http::response::DateCache::new(),
             access,
             limits: config.limits,
             stopping: false,
@@ -270,6 +273,9 @@ impl<'a> Server<'a> {
             }
             let timeout = self.poll_timeout();
             self.publish_load();
+            if let Some(asgi) = self.asgi.as_mut() {
+                asgi.wake();
+            }
             let result = self.wait(&mut events, timeout);
             if let Err(e) = result
                 && e.kind() != io::ErrorKind::Interrupted
