@@ -131,6 +131,8 @@ pub(super) struct LoopHooks {
     pub(super) call_soon: Py<PyAny>,
     /// Wakes the event loop; scheduled once per asyncio turn with replies.
     pub(super) wake: Py<LoopWaker>,
+    /// `ClientDisconnected`, which `send()` raises once the client is gone.
+    pub(super) disconnected: Py<PyAny>,
 }
 
 /// Wakes the worker's event loop for the replies queued in this asyncio turn.
@@ -196,6 +198,72 @@ impl Call {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What a valid `send()` tells the event loop, and how many body bytes
+    /// it carries; moves the call's stage on.
+    fn outbound(&self, py: Python<'_>, st: &mut State, sent: Sent) -> PyResult<(Outbound, usize)> {
+        let id = self.id;
+        Ok(match sent {
+            Sent::Start { status, headers } => {
+                st.stage = Stage::Open;
+                (
+                    Outbound::Start {
+                        id,
+                        status,
+                        headers,
+                    },
+                    0,
+                )
+            }
+            Sent::Body { data, more } => {
+                if !more {
+                    st.stage = Stage::Closed;
+                    wake_receivers(py, st)?;
+                }
+                let n = data.len();
+                let wait = false;
+                (
+                    Outbound::Body {
+                        id,
+                        data,
+                        more,
+                        wait,
+                    },
+                    n,
+                )
+            }
+            Sent::PathSend { path } => {
+                st.stage = Stage::Closed;
+                wake_receivers(py, st)?;
+                (Outbound::PathSend { id, path }, 0)
+            }
+            Sent::Accept {
+                subprotocol,
+                headers,
+            } => {
+                st.stage = Stage::Open;
+                let accept = Outbound::Accept {
+                    id,
+                    subprotocol,
+                    headers,
+                };
+                (accept, 0)
+            }
+            Sent::Message(data) => {
+                let n = match &data {
+                    WsData::Text(t) => t.len(),
+                    WsData::Binary(b) => b.len(),
+                };
+                let wait = false;
+                (Outbound::Send { id, data, wait }, n)
+            }
+            Sent::Close { code, reason } => {
+                st.stage = Stage::Closed;
+                st.close_code = Some(code);
+                (Outbound::Close { id, code, reason }, 0)
+            }
+        })
     }
 
     /// An event from the event loop for this call.
@@ -290,82 +358,15 @@ impl Call {
         let sent = messages::parse(message, self.websocket, st.stage)?;
         if st.disconnected {
             if self.websocket || st.stage != Stage::Closed {
-                return Err(PyErr::from_value(
-                    py.import("rgunicorn_asgi")
-                        .and_then(|m| m.getattr("ClientDisconnected"))
-                        .and_then(|c| c.call1(("the client has disconnected",)))?,
-                ));
+                let error = self
+                    .aio
+                    .disconnected
+                    .call1(py, ("the client has disconnected",))?;
+                return Err(PyErr::from_value(error.into_bound(py)));
             }
             return ready(py, None);
         }
-        let id = self.id;
-        let (outbound, bytes) = match sent {
-            Sent::Start { status, headers } => {
-                st.stage = Stage::Open;
-                (
-                    Outbound::Start {
-                        id,
-                        status,
-                        headers,
-                    },
-                    0,
-                )
-            }
-            Sent::Body { data, more } => {
-                if !more {
-                    st.stage = Stage::Closed;
-                    wake_receivers(py, &mut st)?;
-                }
-                let n = data.len();
-                (
-                    Outbound::Body {
-                        id,
-                        data,
-                        more,
-                        wait: false,
-                    },
-                    n,
-                )
-            }
-            Sent::PathSend { path } => {
-                st.stage = Stage::Closed;
-                wake_receivers(py, &mut st)?;
-                (Outbound::PathSend { id, path }, 0)
-            }
-            Sent::Accept {
-                subprotocol,
-                headers,
-            } => {
-                st.stage = Stage::Open;
-                (
-                    Outbound::Accept {
-                        id,
-                        subprotocol,
-                        headers,
-                    },
-                    0,
-                )
-            }
-            Sent::Message(data) => {
-                let n = match &data {
-                    WsData::Text(t) => t.len(),
-                    WsData::Binary(b) => b.len(),
-                };
-                (
-                    Outbound::Send {
-                        id,
-                        data,
-                        wait: false,
-                    },
-                    n,
-                )
-            }
-            Sent::Close { code, reason } => {
-                st.stage = Stage::Closed;
-                st.close_code = Some(code);
-                (Outbound::Close { id, code, reason }, 0)
-            }
-        };
+        let (outbound, bytes) = self.outbound(py, &mut st, sent)?;
         st.unsent += bytes;
         if st.unsent < HIGH_WATER {
             self.reply(py, outbound)?;

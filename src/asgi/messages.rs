@@ -52,66 +52,19 @@ pub(super) fn parse(message: &Bound<'_, PyDict>, websocket: bool, stage: Stage) 
         ))
     };
     match (websocket, stage, kind.as_str()) {
-        (false, Stage::Opening, "http.response.start") => {
-            let status: u16 = match message.get_item("status")? {
-                Some(s) => s.extract()?,
-                None => {
-                    return Err(protocol_error(
-                        "http.response.start without a status".into(),
-                    ));
-                }
-            };
-            if !(200..=599).contains(&status) {
-                return Err(protocol_error(format!("invalid HTTP status {status}")));
-            }
-            if flag(message, "trailers")? {
-                return Err(protocol_error(
-                    "http.response.start asked for trailers, which this server does not \
-                     offer (no http.response.trailers extension in the scope)"
-                        .into(),
-                ));
-            }
-            Ok(Sent::Start {
-                status,
-                headers: headers(message)?,
-            })
-        }
+        (false, Stage::Opening, "http.response.start") => response_start(message),
         (false, Stage::Open, "http.response.body") => Ok(Sent::Body {
             data: bytes_item(message, "body")?.unwrap_or_default(),
             more: flag(message, "more_body")?,
         }),
-        (false, Stage::Open, "http.response.pathsend") => {
-            let path: String = match message.get_item("path")? {
-                Some(p) => p.extract()?,
-                None => {
-                    return Err(protocol_error(
-                        "http.response.pathsend without a path".into(),
-                    ));
-                }
-            };
-            let path = PathBuf::from(path);
-            if !path.is_absolute() {
-                return Err(protocol_error(format!(
-                    "http.response.pathsend needs an absolute path, not {}",
-                    path.display()
-                )));
-            }
-            Ok(Sent::PathSend { path })
-        }
+        (false, Stage::Open, "http.response.pathsend") => path_send(message),
         (true, Stage::Opening, "websocket.accept") => Ok(Sent::Accept {
-            subprotocol: match message.get_item("subprotocol")? {
-                Some(s) if !s.is_none() => Some(s.extract()?),
-                _ => None,
-            },
+            subprotocol: optional_str(message, "subprotocol")?,
             headers: headers(message)?,
         }),
         (true, Stage::Open, "websocket.send") => {
-            let text = match message.get_item("text")? {
-                Some(t) if !t.is_none() => Some(t.cast_into::<PyString>()?.to_str()?.to_owned()),
-                _ => None,
-            };
-            let bytes = bytes_item(message, "bytes")?;
-            match (text, bytes) {
+            let text = optional_str(message, "text")?;
+            match (text, bytes_item(message, "bytes")?) {
                 (Some(t), None) => Ok(Sent::Message(WsData::Text(t))),
                 (None, Some(b)) => Ok(Sent::Message(WsData::Binary(b))),
                 _ => Err(protocol_error(
@@ -119,19 +72,63 @@ pub(super) fn parse(message: &Bound<'_, PyDict>, websocket: bool, stage: Stage) 
                 )),
             }
         }
-        (true, Stage::Opening | Stage::Open, "websocket.close") => {
-            let code: u16 = match message.get_item("code")? {
-                Some(c) if !c.is_none() => c.extract()?,
-                _ => 1000,
-            };
-            let reason: String = match message.get_item("reason")? {
-                Some(r) if !r.is_none() => r.extract()?,
-                _ => String::new(),
-            };
-            Ok(Sent::Close { code, reason })
-        }
+        (true, Stage::Opening | Stage::Open, "websocket.close") => Ok(Sent::Close {
+            code: optional_u16(message, "code")?.unwrap_or(1000),
+            reason: optional_str(message, "reason")?.unwrap_or_default(),
+        }),
         _ => Err(unexpected()),
     }
+}
+
+fn response_start(message: &Bound<'_, PyDict>) -> PyResult<Sent> {
+    let Some(status) = optional_u16(message, "status")? else {
+        return Err(protocol_error(
+            "http.response.start without a status".into(),
+        ));
+    };
+    if !(200..=599).contains(&status) {
+        return Err(protocol_error(format!("invalid HTTP status {status}")));
+    }
+    if flag(message, "trailers")? {
+        return Err(protocol_error(
+            "http.response.start asked for trailers, which this server does not \
+             offer (no http.response.trailers extension in the scope)"
+                .into(),
+        ));
+    }
+    Ok(Sent::Start {
+        status,
+        headers: headers(message)?,
+    })
+}
+
+fn path_send(message: &Bound<'_, PyDict>) -> PyResult<Sent> {
+    let Some(path) = optional_str(message, "path")? else {
+        return Err(protocol_error(
+            "http.response.pathsend without a path".into(),
+        ));
+    };
+    let path = PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(protocol_error(format!(
+            "http.response.pathsend needs an absolute path, not {}",
+            path.display()
+        )));
+    }
+    Ok(Sent::PathSend { path })
+}
+
+/// `message[key]` when present and not None.
+fn optional<'py>(message: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(message.get_item(key)?.filter(|v| !v.is_none()))
+}
+
+fn optional_str(message: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<String>> {
+    optional(message, key)?.map(|v| v.extract()).transpose()
+}
+
+fn optional_u16(message: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<u16>> {
+    optional(message, key)?.map(|v| v.extract()).transpose()
 }
 
 fn flag(message: &Bound<'_, PyDict>, key: &str) -> PyResult<bool> {

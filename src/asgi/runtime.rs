@@ -177,9 +177,9 @@ fn set_up(
                 },
             )
             .map_err(failed)?,
+            disconnected: glue.getattr("ClientDisconnected").map_err(failed)?.unbind(),
         }),
         stop: event_loop.getattr("stop").map_err(failed)?.unbind(),
-        disconnected: glue.getattr("ClientDisconnected").map_err(failed)?.unbind(),
         state: (settings.lifespan != Lifespan::Off).then(|| state.unbind()),
         scratch: std::sync::Mutex::new(Vec::new()),
     };
@@ -289,8 +289,6 @@ pub(super) struct Bridge {
     create_task: Py<PyAny>,
     aio: Arc<LoopHooks>,
     stop: Py<PyAny>,
-    /// `ClientDisconnected`, raised by `send()` once the client is gone.
-    disconnected: Py<PyAny>,
     /// The lifespan state each scope gets a shallow copy of.
     state: Option<Py<PyDict>>,
     /// A buffer reused between drains.
@@ -335,7 +333,9 @@ impl Bridge {
             other => {
                 let id = super::inbound_id(&other);
                 match self.registry.get(py, id) {
-                    Some(call) => call.get().deliver(py, other, self.disconnected.bind(py)),
+                    Some(call) => call
+                        .get()
+                        .deliver(py, other, self.aio.disconnected.bind(py)),
                     // The call has returned: nobody is listening.
                     None => Ok(()),
                 }

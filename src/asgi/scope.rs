@@ -52,24 +52,7 @@ pub(super) fn build<'py>(
         intern!(py, "root_path"),
         PyString::new(py, &start.root_path),
     )?;
-    let headers = PyList::empty(py);
-    let mut subprotocols = Vec::new();
-    for (name, value) in head.headers() {
-        let lower = name.to_ascii_lowercase();
-        if start.websocket && lower == "sec-websocket-protocol" {
-            subprotocols.extend(
-                String::from_utf8_lossy(value)
-                    .split(',')
-                    .map(|p| p.trim().to_owned())
-                    .filter(|p| !p.is_empty()),
-            );
-        }
-        let pair = PyTuple::new(
-            py,
-            [PyBytes::new(py, lower.as_bytes()), PyBytes::new(py, value)],
-        )?;
-        headers.append(pair)?;
-    }
+    let (headers, subprotocols) = headers(py, head)?;
     scope.set_item(intern!(py, "headers"), headers)?;
     scope.set_item(
         intern!(py, "client"),
@@ -91,6 +74,33 @@ pub(super) fn build<'py>(
         scope.set_item(intern!(py, "state"), state.copy()?)?;
     }
     Ok(scope)
+}
+
+/// The headers as `(name, value)` byte pairs, names lower-cased; and the
+/// subprotocols a WebSocket handshake offers, in order.
+fn headers<'py>(
+    py: Python<'py>,
+    head: &crate::http::head::RequestHead,
+) -> PyResult<(Bound<'py, PyList>, Vec<String>)> {
+    let headers = PyList::empty(py);
+    let mut subprotocols = Vec::new();
+    for (name, value) in head.headers() {
+        let lower = name.to_ascii_lowercase();
+        if lower == "sec-websocket-protocol" {
+            subprotocols.extend(
+                String::from_utf8_lossy(value)
+                    .split(',')
+                    .map(|p| p.trim().to_owned())
+                    .filter(|p| !p.is_empty()),
+            );
+        }
+        let pair = PyTuple::new(
+            py,
+            [PyBytes::new(py, lower.as_bytes()), PyBytes::new(py, value)],
+        )?;
+        headers.append(pair)?;
+    }
+    Ok((headers, subprotocols))
 }
 
 /// `(host, port)`, or `(path, None)` for a unix socket, or None when unknown.

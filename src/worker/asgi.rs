@@ -13,12 +13,12 @@ use std::fs::File;
 use std::io::Read;
 use std::time::Instant;
 
-use crate::asgi::{CallId, Inbound, Outbound, Start, WsData};
+use crate::asgi::{CallId, Inbound, Outbound, Start};
 use crate::http::body::Decoder;
 use crate::http::head::{BodyKind, RequestHead};
 use crate::http::response::{self, Framing};
 use crate::log::access::Entry;
-use crate::websocket::{self, Event};
+use crate::websocket;
 
 use super::conn::Phase;
 use super::dispatch::Started;
@@ -45,12 +45,12 @@ pub(super) struct AsgiCall {
     expect_continue: bool,
     keep_alive_allowed: bool,
     /// The WebSocket handshake's accept key (an upgrade request).
-    ws_accept: Option<String>,
+    pub(super) ws_accept: Option<String>,
     /// Once `http.response.start` came: how the body is framed, and whether
     /// the connection persists.
     framing: Option<(Framing, bool)>,
-    status: u16,
-    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) status: u16,
+    pub(super) headers: Vec<(Vec<u8>, Vec<u8>)>,
     /// Body bytes sent (the app's, without framing).
     bytes: u64,
     /// The app waits until the output is written.
@@ -59,20 +59,6 @@ pub(super) struct AsgiCall {
     file: Option<File>,
     /// The client has not read for this long (set when a write would block).
     pub(super) stalled: Option<Instant>,
-}
-
-/// An open WebSocket.
-pub(super) struct WsConn {
-    id: CallId,
-    socket: websocket::Socket,
-    /// The app awaits a message.
-    want: bool,
-    /// The app waits until the output is written.
-    wait_ack: bool,
-    /// The app has been told the socket closed.
-    told: bool,
-    /// The closing handshake started at this instant.
-    pub(super) closing: Option<Instant>,
 }
 
 impl Server<'_> {
@@ -105,20 +91,7 @@ impl Server<'_> {
                 Err(_) => return self.refuse(slot, 400, "Bad Request"),
             },
         };
-        // A body already buffered whole goes with the start; the rest waits
-        // until the app asks.
-        let mut body = Decoder::new(head.body);
-        let (first, more) = match head.body {
-            BodyKind::Empty => (Vec::new(), false),
-            BodyKind::Length(n) if (conn.rbuf.len() - conn.rpos) as u64 >= n => {
-                let n = n as usize;
-                let data = conn.rbuf[conn.rpos..conn.rpos + n].to_vec();
-                conn.rpos += n;
-                body = Decoder::new(BodyKind::Empty);
-                (data, false)
-            }
-            _ => (Vec::new(), true),
-        };
+        let (first, more, body) = first_body(&head, &conn.rbuf, &mut conn.rpos);
         let Some(asgi) = self.asgi.as_mut() else {
             return;
         };
@@ -180,6 +153,7 @@ impl Server<'_> {
         }
     }
 
+    /// One message from the app thread, for the call it names.
     fn on_reply(&mut self, message: Outbound) {
         let id = message_id(&message);
         let Some(conn) = self.conns.get_mut(id.slot).and_then(Option::as_mut) else {
@@ -225,6 +199,7 @@ impl Server<'_> {
         }
     }
 
+    /// The app call running on `slot`, if one is.
     fn call_mut(&mut self, slot: usize) -> Option<&mut AsgiCall> {
         match &mut self.conn_mut(slot)?.phase {
             Phase::Asgi { call, .. } => Some(call),
@@ -424,7 +399,7 @@ impl Server<'_> {
     }
 
     /// The access line, the request counters and statsD for a finished call.
-    fn log_call(&mut self, slot: usize, call: &AsgiCall, disconnected: bool) {
+    pub(super) fn log_call(&mut self, slot: usize, call: &AsgiCall, disconnected: bool) {
         let duration = call.started.clock.elapsed();
         let status = match (disconnected, call.status) {
             (true, 0) => crate::wsgi::CLIENT_CLOSED,
@@ -507,143 +482,6 @@ impl Server<'_> {
         call.status = status;
         call.bytes = reason.len() as u64 + 1;
         self.log_call(slot, &call, false);
-    }
-
-    /// `websocket.accept`: the 101 response, then the connection speaks
-    /// WebSocket frames.
-    fn accept_websocket(
-        &mut self,
-        slot: usize,
-        subprotocol: Option<String>,
-        headers: Vec<(Vec<u8>, Vec<u8>)>,
-    ) {
-        let max = self.config.websocket_max_message_size;
-        let server_header = self.config.server_header.clone();
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
-        let Phase::Asgi { call, .. } = std::mem::replace(
-            &mut conn.phase,
-            Phase::Lingering {
-                since: Instant::now(),
-            },
-        ) else {
-            return;
-        };
-        let Some(key) = &call.ws_accept else {
-            return;
-        };
-        let mut head = Vec::with_capacity(256);
-        head.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-        if !server_header.is_empty() {
-            head.extend_from_slice(format!("Server: {server_header}\r\n").as_bytes());
-        }
-        head.extend_from_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\n");
-        head.extend_from_slice(format!("Sec-WebSocket-Accept: {key}\r\n").as_bytes());
-        if let Some(p) = &subprotocol {
-            head.extend_from_slice(format!("Sec-WebSocket-Protocol: {p}\r\n").as_bytes());
-        }
-        for (name, value) in &headers {
-            if response::is_hop_by_hop(name)
-                || name.eq_ignore_ascii_case(b"sec-websocket-accept")
-                || name.eq_ignore_ascii_case(b"sec-websocket-protocol")
-            {
-                continue;
-            }
-            head.extend_from_slice(name);
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value);
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        if conn.wbuf.capacity() == 0 {
-            conn.wbuf = self.spare.take();
-        }
-        conn.wbuf.extend_from_slice(&head);
-        let mut socket = websocket::Socket::new(max);
-        // Frames the client sent right behind its handshake.
-        socket.feed(&conn.rbuf[conn.rpos..]);
-        conn.rbuf.clear();
-        conn.rpos = 0;
-        conn.phase = Phase::WebSocket {
-            since: Instant::now(),
-            ws: Box::new(WsConn {
-                id: call.id,
-                socket,
-                want: false,
-                wait_ack: false,
-                told: false,
-                closing: None,
-            }),
-        };
-        let mut call = call;
-        call.status = 101;
-        call.headers = headers;
-        self.log_call(slot, &call, false);
-    }
-
-    fn on_ws_reply(&mut self, slot: usize, message: Outbound) {
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-            return;
-        };
-        let Phase::WebSocket { ws, .. } = &mut conn.phase else {
-            return;
-        };
-        match message {
-            Outbound::Send { data, wait, .. } => {
-                if ws.socket.can_send() {
-                    ws.socket.send(data);
-                    ws.wait_ack |= wait;
-                } else if wait && let Some(asgi) = self.asgi.as_mut() {
-                    asgi.send(Inbound::Sent { id: ws.id });
-                }
-            }
-            Outbound::Close { code, reason, .. } => {
-                ws.socket.close(code, &reason);
-                ws.told = true;
-                ws.closing.get_or_insert_with(Instant::now);
-            }
-            Outbound::WantMessage { .. } => ws.want = true,
-            Outbound::Done { failed, .. } => {
-                // The handler returned with the socket open: close it.
-                ws.told = true;
-                ws.socket.close(if failed { 1011 } else { 1000 }, "");
-                ws.closing.get_or_insert_with(Instant::now);
-            }
-            _ => {}
-        }
-        conn.wbuf.extend_from_slice(&ws.socket.output());
-    }
-
-    /// Graceful stop: every open WebSocket gets a 1001 close frame, and its
-    /// app is told.
-    pub(super) fn close_websockets(&mut self) {
-        for slot in 0..self.conns.len() {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-                continue;
-            };
-            let Phase::WebSocket { ws, .. } = &mut conn.phase else {
-                continue;
-            };
-            if ws.closing.is_some() {
-                continue;
-            }
-            ws.socket.close(1001, "server shutting down");
-            ws.closing = Some(Instant::now());
-            conn.wbuf.extend_from_slice(&ws.socket.output());
-            if !ws.told {
-                ws.told = true;
-                let id = ws.id;
-                if let Some(asgi) = self.asgi.as_mut() {
-                    asgi.send(Inbound::Closed {
-                        id,
-                        code: 1001,
-                        reason: String::new(),
-                    });
-                }
-            }
-            self.service(slot);
-        }
     }
 
     /// The connection is being dropped: its app call hears the client left.
@@ -785,134 +623,9 @@ impl Server<'_> {
     }
 
     /// The client of a running call left: tell the app, close.
-    fn client_gone(&mut self, slot: usize) {
+    pub(super) fn client_gone(&mut self, slot: usize) {
         self.tell_gone(slot);
         self.close(slot);
-    }
-
-    /// Drive an open WebSocket: write, read the messages the app asked for,
-    /// answer pings, finish the closing handshake.
-    pub(super) fn service_websocket(&mut self, slot: usize) {
-        loop {
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-                return;
-            };
-            if conn.has_output() {
-                match conn.flush() {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(_) => return self.client_gone(slot),
-                }
-            }
-            let Phase::WebSocket { ws, .. } = &mut conn.phase else {
-                return;
-            };
-            if ws.wait_ack {
-                ws.wait_ack = false;
-                let id = ws.id;
-                if let Some(asgi) = self.asgi.as_mut() {
-                    asgi.send(Inbound::Sent { id });
-                }
-                continue;
-            }
-            if ws.socket.is_closed() {
-                if !ws.told {
-                    ws.told = true;
-                    let id = ws.id;
-                    if let Some(asgi) = self.asgi.as_mut() {
-                        asgi.send(Inbound::Closed {
-                            id,
-                            code: 1000,
-                            reason: String::new(),
-                        });
-                    }
-                }
-                return self.end_websocket(slot);
-            }
-            if !(ws.want || ws.closing.is_some()) {
-                return;
-            }
-            // Messages already in hand first; then the socket.
-            let event = ws.socket.next_event();
-            let out = ws.socket.output();
-            let wrote = !out.is_empty();
-            conn.wbuf.extend_from_slice(&out);
-            let Some(event) = event else {
-                if wrote {
-                    continue;
-                }
-                if conn.rbuf.capacity() == 0 {
-                    conn.rbuf = self.spare.take();
-                }
-                match conn.fill() {
-                    Ok(Some(0)) | Err(_) => return self.client_gone(slot),
-                    Ok(None) => return,
-                    Ok(Some(_)) => {
-                        if let Phase::WebSocket { ws, .. } = &mut conn.phase {
-                            ws.socket.feed(&conn.rbuf[conn.rpos..]);
-                        }
-                        conn.rbuf.clear();
-                        conn.rpos = 0;
-                        continue;
-                    }
-                }
-            };
-            if let Some(inbound) = ws.inbound(event)
-                && let Some(asgi) = self.asgi.as_mut()
-            {
-                asgi.send(inbound);
-            }
-        }
-    }
-
-    /// Both close frames are out: end the connection.
-    fn end_websocket(&mut self, slot: usize) {
-        if let Some(conn) = self.conn_mut(slot) {
-            conn.phase = Phase::Writing {
-                since: Instant::now(),
-                then: super::conn::AfterWrite::Close,
-            };
-        }
-        self.service(slot);
-    }
-}
-
-impl WsConn {
-    /// What the app hears of `event`; None when it has already been told
-    /// the socket closed.
-    fn inbound(&mut self, event: Event) -> Option<Inbound> {
-        let id = self.id;
-        match event {
-            Event::Text(t) => {
-                self.want = false;
-                Some(Inbound::Message {
-                    id,
-                    data: WsData::Text(t),
-                })
-            }
-            Event::Binary(b) => {
-                self.want = false;
-                Some(Inbound::Message {
-                    id,
-                    data: WsData::Binary(b),
-                })
-            }
-            Event::Closed(code, reason) => self.closed(code, reason),
-            Event::Failed(code) => self.closed(code, String::new()),
-        }
-    }
-
-    fn closed(&mut self, code: u16, reason: String) -> Option<Inbound> {
-        self.closing.get_or_insert_with(Instant::now);
-        if self.told {
-            return None;
-        }
-        self.told = true;
-        Some(Inbound::Closed {
-            id: self.id,
-            code,
-            reason,
-        })
     }
 }
 
@@ -924,6 +637,22 @@ enum Feed {
     Gone,
     /// Nothing more to do until the socket or the app moves.
     Idle,
+}
+
+/// The body that goes with an app call's start, when it is all buffered
+/// (whole, `more_body` false); otherwise nothing yet, and the decoder for the
+/// rest, which is read as the app asks.
+fn first_body(head: &RequestHead, rbuf: &[u8], rpos: &mut usize) -> (Vec<u8>, bool, Decoder) {
+    match head.body {
+        BodyKind::Empty => (Vec::new(), false, Decoder::new(BodyKind::Empty)),
+        BodyKind::Length(n) if (rbuf.len() - *rpos) as u64 >= n => {
+            let n = n as usize;
+            let data = rbuf[*rpos..*rpos + n].to_vec();
+            *rpos += n;
+            (data, false, Decoder::new(BodyKind::Empty))
+        }
+        kind => (Vec::new(), true, Decoder::new(kind)),
+    }
 }
 
 /// Skip a request body the app did not read, as far as it is buffered; true

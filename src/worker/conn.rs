@@ -101,7 +101,7 @@ pub(super) enum Phase {
     /// An open WebSocket (`-k asgi`), accepted at `since`.
     WebSocket {
         since: Instant,
-        ws: Box<super::asgi::WsConn>,
+        ws: Box<super::ws::WsConn>,
     },
     /// Shut down for writing; input is discarded until EOF or [`LINGER`].
     Lingering { since: Instant },

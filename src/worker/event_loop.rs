@@ -190,17 +190,7 @@ impl<'a> Server<'a> {
         }
         let wsgi = std::sync::Arc::new(wsgi);
         let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKE)?);
-        let pool = if config.threads > 1 && !config.asgi {
-            if !config.threaded_class {
-                crate::log::info(&format!(
-                    "sync worker with {} threads: running as gthread, as Gunicorn does",
-                    config.threads
-                ));
-            }
-            Some(Pool::start(config.threads, wsgi.clone(), waker.clone())?)
-        } else {
-            None
-        };
+        let pool = request_threads(config, &wsgi, &waker)?;
         for (i, l) in listeners.iter().enumerate() {
             poll.registry().register(
                 &mut SourceFd(&l.fd.as_raw_fd()),
@@ -744,40 +734,56 @@ impl<'a> Server<'a> {
                 Step::NeedMore => {}
             }
             // 3. Read more, into a lent buffer when this one went back.
-            let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            if !self.read_more(slot, now) {
                 return;
-            };
-            if conn.rbuf.capacity() == 0 {
-                conn.rbuf = self.spare.take();
             }
-            let filled = conn.fill();
-            conn.handshake_progress(now);
-            match filled {
-                Ok(Some(0)) => return self.close(slot), // EOF
-                Err(e) if crate::tls::stream::is_plain_http(&e) => {
-                    // Plain HTTP on a TLS port: say so in words it can read.
-                    crate::log::debug!("plain HTTP from {} on a TLS port", conn.info.remote_addr);
-                    conn.wire.downgrade();
-                    self.refuse(slot, 400, "Bad Request");
+        }
+    }
+
+    /// Read what the client sent next. False when there is nothing to do
+    /// until the socket moves (or the connection is gone).
+    fn read_more(&mut self, slot: usize, now: Instant) -> bool {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        if conn.rbuf.capacity() == 0 {
+            conn.rbuf = self.spare.take();
+        }
+        let filled = conn.fill();
+        conn.handshake_progress(now);
+        match filled {
+            Ok(Some(0)) => {
+                self.close(slot); // EOF
+                false
+            }
+            Err(e) if crate::tls::stream::is_plain_http(&e) => {
+                // Plain HTTP on a TLS port: say so in words it can read.
+                crate::log::debug!("plain HTTP from {} on a TLS port", conn.info.remote_addr);
+                conn.wire.downgrade();
+                self.refuse(slot, 400, "Bad Request");
+                true
+            }
+            Err(e) => {
+                if conn.wire.is_tls() {
+                    crate::log::debug!("TLS from {}: {e}", conn.info.remote_addr);
                 }
-                Err(e) => {
-                    if conn.wire.is_tls() {
-                        crate::log::debug!("TLS from {}: {e}", conn.info.remote_addr);
-                    }
-                    return self.close(slot); // reset, or a failed handshake
+                self.close(slot); // reset, or a failed handshake
+                false
+            }
+            Ok(Some(_)) => {
+                conn.phase.bytes_arrived(now);
+                true
+            }
+            Ok(None) => {
+                // Idle until the client sends: it needs no buffer meanwhile.
+                if conn.rpos >= conn.rbuf.len() {
+                    conn.rpos = 0;
+                    self.spare.give(std::mem::take(&mut conn.rbuf));
                 }
-                Ok(Some(_)) => conn.phase.bytes_arrived(now),
-                Ok(None) => {
-                    // Idle until the client sends: it needs no buffer meanwhile.
-                    if conn.rpos >= conn.rbuf.len() {
-                        conn.rpos = 0;
-                        self.spare.give(std::mem::take(&mut conn.rbuf));
-                    }
-                    if !conn.has_output() {
-                        self.spare.give(std::mem::take(&mut conn.wbuf));
-                    }
-                    return;
+                if !conn.has_output() {
+                    self.spare.give(std::mem::take(&mut conn.wbuf));
                 }
+                false
             }
         }
     }
@@ -948,6 +954,25 @@ fn refused_header(config: &Config, info: &ConnInfo, head: &RequestHead) -> bool 
         config.header_verdict(name) == HeaderVerdict::Refuse
             && !(trusted && crate::wsgi::is_forwarder_header(config, name))
     })
+}
+
+/// The `--threads` request threads, when there is more than one (and the
+/// worker serves WSGI).
+fn request_threads(
+    config: &Config,
+    wsgi: &std::sync::Arc<Wsgi>,
+    waker: &std::sync::Arc<mio::Waker>,
+) -> io::Result<Option<Pool>> {
+    if config.threads <= 1 || config.asgi {
+        return Ok(None);
+    }
+    if !config.threaded_class {
+        crate::log::info(&format!(
+            "sync worker with {} threads: running as gthread, as Gunicorn does",
+            config.threads
+        ));
+    }
+    Pool::start(config.threads, wsgi.clone(), waker.clone()).map(Some)
 }
 
 /// This worker's request limit: `max_requests` plus a share of the jitter drawn

@@ -21,6 +21,7 @@ mod dispatch;
 mod event_loop;
 mod pool;
 mod reload;
+mod ws;
 
 use std::os::fd::OwnedFd;
 
