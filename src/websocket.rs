@@ -117,6 +117,9 @@ pub enum Event {
 /// An open WebSocket, server side.
 pub struct Socket {
     ws: WebSocket<Buffers>,
+    /// The client broke the protocol: the close frame is queued, nothing
+    /// more is read (the byte stream is out of step), the connection ends.
+    failed: bool,
 }
 
 impl Socket {
@@ -128,6 +131,7 @@ impl Socket {
             .max_frame_size(Some(max_message));
         Socket {
             ws: WebSocket::from_raw_socket(Buffers::default(), Role::Server, Some(config)),
+            failed: false,
         }
     }
 
@@ -139,6 +143,9 @@ impl Socket {
     /// The next complete message, if the bytes fed so far hold one. Pings are
     /// answered and pongs dropped on the way.
     pub fn next_event(&mut self) -> Option<Event> {
+        if self.failed {
+            return None;
+        }
         loop {
             match self.ws.read() {
                 Ok(Message::Text(t)) => return Some(Event::Text(t.as_str().to_owned())),
@@ -169,6 +176,7 @@ impl Socket {
                         _ => CloseCode::Protocol,
                     };
                     self.close(code.into(), "");
+                    self.failed = true;
                     return Some(Event::Failed(code.into()));
                 }
             }
@@ -201,9 +209,10 @@ impl Socket {
         std::mem::take(&mut self.ws.get_mut().output)
     }
 
-    /// Both sides have sent their close frames.
+    /// Both sides have sent their close frames, or the client broke the
+    /// protocol (then ours is the last frame).
     pub fn is_closed(&self) -> bool {
-        !self.ws.can_read() && !self.ws.can_write()
+        self.failed || (!self.ws.can_read() && !self.ws.can_write())
     }
 
     /// We may still send messages.
@@ -296,5 +305,9 @@ mod tests {
         let mut s = Socket::new(1 << 20);
         s.feed(&frame(true, 0x1, &[0xff, 0xfe]));
         assert_eq!(s.next_event(), Some(Event::Failed(1007)));
+        // The stream is out of step: nothing more is read, and it is over.
+        s.feed(&frame(true, 0x1, b"more"));
+        assert_eq!(s.next_event(), None);
+        assert!(s.is_closed());
     }
 }

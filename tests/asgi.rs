@@ -1,11 +1,9 @@
 //! The ASGI worker (`-k asgi`): ASGI 3 apps on the real server. HTTP scope
 //! keys and types (ASGI spec 2.4), request and response bodies streamed both
 //! ways, `http.disconnect`, back-pressure on `send`, `http.response.pathsend`,
-//! WebSockets (RFC 6455: echo, fragments with a ping between them, close
-//! codes, the size limit, refusal before accept, subprotocols, the
-//! `websockets` library's client), lifespan (order, failure, `off`), the
-//! event-loop choice, the uvicorn worker aliases, FastAPI and Starlette, and
-//! TERM/HUP with WebSockets open.
+//! lifespan (order, failure, `off`), the event-loop choice, the uvicorn
+//! worker aliases, FastAPI and Starlette (HTTP and WebSocket routes).
+//! WebSockets themselves are in `asgi_websocket.rs`.
 //!
 //! The hand-written app is `tests/apps/asgi_app.py`; its docstring lists the
 //! routes. FastAPI, Starlette, websockets and uvloop are test prerequisites
@@ -15,13 +13,13 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::websocket::{Message, WebSocket, op};
+use crate::support::websocket::{Message, WebSocket};
 use crate::support::{
     Conn, IO_TIMEOUT, Response, Server, ServerBuilder, TempDir, apps_dir, fetch, python,
     tls::{TestCa, connect as tls_connect},
@@ -29,24 +27,24 @@ use crate::support::{
 };
 
 /// How long a WebSocket test waits for one frame.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `rgunicorn -k asgi -w 1 [extra] asgi_app:app`, not started yet. One
 /// worker: the app's progress counters are per process.
-fn asgi(extra: &[&str]) -> ServerBuilder {
+pub(crate) fn asgi(extra: &[&str]) -> ServerBuilder {
     Server::builder("asgi_app:app")
         .args(["-k", "asgi", "-w", "1"])
         .args(extra.iter().copied())
 }
 
 /// Starts [`asgi`] and waits for READY=1.
-fn start(extra: &[&str]) -> Server {
+pub(crate) fn start(extra: &[&str]) -> Server {
     asgi(extra).start()
 }
 
 /// Opens a WebSocket to `path` on `srv`, offering `protocols`.
 #[track_caller]
-fn ws(srv: &Server, path: &str, protocols: &[&str]) -> WebSocket {
+pub(crate) fn ws(srv: &Server, path: &str, protocols: &[&str]) -> WebSocket {
     let mut ws = WebSocket::open(srv.connect(), path, protocols);
     ws.set_read_timeout(FRAME_TIMEOUT);
     ws
@@ -54,7 +52,7 @@ fn ws(srv: &Server, path: &str, protocols: &[&str]) -> WebSocket {
 
 /// Deterministic pseudo-random bytes (xorshift64): a lost, duplicated or
 /// misplaced byte changes the comparison.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn payload(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
     (0..len)
         .map(|_| {
@@ -67,7 +65,7 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Ok when the embedded interpreter imports `module`, else its error.
-fn python_imports(module: &str) -> Result<(), String> {
+pub(crate) fn python_imports(module: &str) -> Result<(), String> {
     let out = Command::new(python())
         .args(["-c", &format!("import {module}")])
         .env_remove("PYTHONPATH")
@@ -84,7 +82,7 @@ fn python_imports(module: &str) -> Result<(), String> {
 
 /// Fails (never skips) when `module` is missing, naming the fix.
 #[track_caller]
-fn require_module(module: &str) {
+pub(crate) fn require_module(module: &str) {
     if let Err(e) = python_imports(module) {
         panic!(
             "{module} is not importable by {} (the python3 rgunicorn embeds); \
@@ -97,7 +95,7 @@ fn require_module(module: &str) {
 /// Reads from `conn` until `needle` has arrived (it stays buffered), or
 /// fails after the connection's read timeout.
 #[track_caller]
-fn wait_bytes(conn: &mut Conn, needle: &[u8]) {
+pub(crate) fn wait_bytes(conn: &mut Conn, needle: &[u8]) {
     let mut n = needle.len();
     loop {
         let seen = conn.peek(n);
@@ -110,7 +108,12 @@ fn wait_bytes(conn: &mut Conn, needle: &[u8]) {
 
 /// Polls `GET path` until `pred(body)` holds (bounded); returns the body.
 #[track_caller]
-fn poll(srv: &Server, path: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+pub(crate) fn poll(
+    srv: &Server,
+    path: &str,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + timeout;
     loop {
         let body = fetch(srv.addr(), path).unwrap_or_default();
@@ -127,7 +130,7 @@ fn poll(srv: &Server, path: &str, timeout: Duration, pred: impl Fn(&str) -> bool
 
 /// Starts `GET /sleep?s=SECS&marker=..` on a thread and returns once the app
 /// has read the request (the marker exists), with the response to come.
-fn sleep_in_flight(srv: &Server, secs: f64) -> thread::JoinHandle<Response> {
+pub(crate) fn sleep_in_flight(srv: &Server, secs: f64) -> thread::JoinHandle<Response> {
     let marker = srv.dir().join("sleep-started");
     let _ = fs::remove_file(&marker);
     let mut c = srv.connect();
@@ -593,216 +596,6 @@ fn asgi_loop_picks_the_event_loop() {
     }
 }
 
-// ---- WebSockets -----------------------------------------------------------
-
-/// Text comes back as text and bytes as bytes, at each length encoding
-/// (7-bit, 16-bit, 64-bit), and the scope is a websocket scope.
-#[test]
-fn websocket_echoes_text_and_binary() {
-    let srv = start(&[]);
-    let mut ws = ws(&srv, "/ws", &[]);
-    assert!(ws.response.header("Sec-WebSocket-Protocol").is_none());
-    ws.send_text("hello");
-    assert_eq!(ws.recv_message(), Message::Text("hello".into()));
-    let unicode = "héllo wörld ✓ ".repeat(20);
-    ws.send_text(&unicode);
-    assert_eq!(ws.recv_message(), Message::Text(unicode));
-    for len in [0, 125, 126, 200, 65_535, 70_000] {
-        let data = payload(len, len as u64);
-        ws.send_binary(&data);
-        assert_eq!(ws.recv_message(), Message::Binary(data), "{len} bytes");
-    }
-    ws.send_text("scope");
-    let Message::Text(text) = ws.recv_message() else {
-        panic!("scope reply is not text")
-    };
-    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(s["type"], "websocket", "{s}");
-    assert_eq!(s["scheme"], "ws");
-    assert_eq!(s["path"], "/ws");
-    assert_eq!(s["asgi"]["version"], "3.0");
-    assert_eq!(s["types"]["raw_path"], "bytes", "{s}");
-    assert_eq!(s["types"]["query_string"], "bytes", "{s}");
-    assert_eq!(s["subprotocols"], serde_json::json!([]), "{s}");
-}
-
-/// A text message in 3 fragments with a ping between the 2nd and 3rd: the
-/// pong comes back at once (before the message is complete), then the echo
-/// of the reassembled message. Binary fragments reassemble too.
-#[test]
-fn websocket_fragments_are_reassembled_and_a_ping_between_them_is_answered() {
-    let srv = start(&[]);
-    let mut ws = ws(&srv, "/ws", &[]);
-    ws.send_frame(false, op::TEXT, b"Hel");
-    ws.send_frame(false, op::CONTINUATION, b"lo, ");
-    ws.send_frame(true, op::PING, b"are you there");
-    let pong = ws.recv_frame();
-    assert_eq!(pong.opcode, op::PONG, "{pong:?}");
-    assert!(pong.fin);
-    assert_eq!(pong.payload, b"are you there");
-    ws.send_frame(true, op::CONTINUATION, "wörld".as_bytes());
-    assert_eq!(ws.recv_message(), Message::Text("Hello, wörld".into()));
-
-    let data = payload(3000, 3);
-    ws.send_frame(false, op::BINARY, &data[..1000]);
-    ws.send_frame(false, op::CONTINUATION, &data[1000..2000]);
-    ws.send_frame(true, op::CONTINUATION, &data[2000..]);
-    assert_eq!(ws.recv_message(), Message::Binary(data));
-}
-
-/// The app's `websocket.close` with 4001: a close frame with 4001; after the
-/// client answers, the server closes the TCP connection.
-#[test]
-fn websocket_app_close_sends_its_code() {
-    let srv = start(&[]);
-    let mut ws = ws(&srv, "/ws", &[]);
-    ws.send_text("close:4001");
-    let f = ws.recv_frame();
-    assert_eq!(f.opcode, op::CLOSE, "{f:?}");
-    assert_eq!(f.close_code(), Some(4001));
-    // The server may close the TCP connection without waiting for our
-    // answer (RFC 6455 §7.1.1 lets it), so a failed write is fine.
-    let _ = ws.try_send_frame(true, op::CLOSE, &4001u16.to_be_bytes());
-    ws.expect_tcp_closed(Duration::from_secs(10));
-}
-
-/// A client-initiated close 1000 is answered with a close frame (1000) and
-/// then the TCP close (RFC 6455 §5.5.1, §7.1.1).
-#[test]
-fn websocket_client_close_is_answered() {
-    let srv = start(&[]);
-    let mut ws = ws(&srv, "/ws", &[]);
-    ws.send_text("before close");
-    assert_eq!(ws.recv_message(), Message::Text("before close".into()));
-    ws.send_close(1000);
-    assert_eq!(ws.expect_close(FRAME_TIMEOUT), Some(1000));
-    ws.expect_tcp_closed(Duration::from_secs(10));
-}
-
-/// `--websocket-max-message-size`: a message at the limit echoes; one past
-/// it, in one frame or reassembled from small fragments, closes with 1009.
-#[test]
-fn websocket_message_over_the_limit_closes_1009() {
-    let srv = start(&["--websocket-max-message-size", "1024"]);
-    let mut ok = ws(&srv, "/ws", &[]);
-    let at_limit = payload(1024, 5);
-    ok.send_binary(&at_limit);
-    assert_eq!(ok.recv_message(), Message::Binary(at_limit));
-
-    let mut big = ws(&srv, "/ws", &[]);
-    big.send_text(&"x".repeat(2000));
-    assert_eq!(big.expect_close(FRAME_TIMEOUT), Some(1009));
-
-    let mut fragmented = ws(&srv, "/ws", &[]);
-    let part = payload(600, 9);
-    fragmented.send_frame(false, op::BINARY, &part);
-    fragmented.send_frame(true, op::CONTINUATION, &part);
-    assert_eq!(fragmented.expect_close(FRAME_TIMEOUT), Some(1009));
-
-    // The default limit (16 MiB) lets a 1 MiB message through.
-    let srv = start(&[]);
-    let mut ws = ws(&srv, "/ws", &[]);
-    let mib = payload(1 << 20, 13);
-    ws.send_binary(&mib);
-    assert_eq!(ws.recv_message(), Message::Binary(mib));
-}
-
-/// `websocket.close` before `websocket.accept` refuses the handshake with
-/// HTTP 403.
-#[test]
-fn websocket_close_before_accept_is_403() {
-    let srv = start(&[]);
-    match WebSocket::handshake(srv.connect(), "/ws-reject", &[]) {
-        Ok(_) => panic!("the handshake was accepted"),
-        Err(r) => assert_eq!(r.status, 403, "{}", r.dump()),
-    }
-    // The worker goes on serving.
-    srv.assert_get("/hello", "Hello, ASGI!\n");
-}
-
-/// The offered subprotocols reach the scope in order; the one the app
-/// accepts with is the response's `Sec-WebSocket-Protocol`.
-#[test]
-fn websocket_subprotocol_is_negotiated() {
-    let srv = start(&[]);
-    let mut ws = ws(&srv, "/ws", &["unknown.v9", "chat.v2", "chat.v1"]);
-    assert_eq!(
-        ws.response.header("Sec-WebSocket-Protocol"),
-        Some("chat.v2"),
-        "{}",
-        ws.response.dump()
-    );
-    ws.send_text("scope");
-    let Message::Text(text) = ws.recv_message() else {
-        panic!("scope reply is not text")
-    };
-    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(
-        s["subprotocols"],
-        serde_json::json!(["unknown.v9", "chat.v2", "chat.v1"]),
-        "{s}"
-    );
-}
-
-/// The `websockets` library's sync client against our server: subprotocol,
-/// text, binary, a 1 MiB message, a ping answered, and the app's 4001 close.
-#[test]
-fn websocket_works_with_the_websockets_library_client() {
-    require_module("websockets");
-    let srv = start(&[]);
-    let script = r#"
-import sys
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
-
-with connect(sys.argv[1], subprotocols=["chat.v1"], max_size=None, open_timeout=10) as ws:
-    assert ws.subprotocol == "chat.v1", ws.subprotocol
-    ws.send("hello")
-    assert ws.recv(timeout=10) == "hello"
-    ws.send(b"\x00\x01\xfe\xff")
-    got = ws.recv(timeout=10)
-    assert got == b"\x00\x01\xfe\xff", got
-    big = bytes(range(256)) * 4096
-    ws.send(big)
-    got = ws.recv(timeout=10)
-    assert got == big, len(got)
-    assert ws.ping(b"rg").wait(10), "no pong"
-    ws.send("close:4001")
-    try:
-        ws.recv(timeout=10)
-        raise SystemExit("the app's close did not arrive")
-    except ConnectionClosed as e:
-        assert e.rcvd is not None and e.rcvd.code == 4001, e
-print("OK")
-"#;
-    let url = format!("ws://127.0.0.1:{}/ws", srv.port());
-    let mut child = Command::new(python())
-        .args(["-c", script, &url])
-        .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {}: {e}", python()));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            break;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim() == "OK",
-        "websockets client failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 // ---- Lifespan -------------------------------------------------------------
 
 /// Lifespan order: startup before the first request, shutdown on TERM after
@@ -955,70 +748,4 @@ fn fastapi_routes() {
 #[test]
 fn starlette_routes() {
     framework_routes("asgi_starlette:app", "starlette");
-}
-
-// ---- Signals --------------------------------------------------------------
-
-/// Opens `n` WebSockets and checks each echoes, so all are accepted.
-fn open_websockets(srv: &Server, n: usize) -> Vec<WebSocket> {
-    (0..n)
-        .map(|i| {
-            let mut w = ws(srv, "/ws", &[]);
-            w.send_text(&format!("socket {i}"));
-            assert_eq!(w.recv_message(), Message::Text(format!("socket {i}")));
-            w
-        })
-        .collect()
-}
-
-/// Each open WebSocket gets a close frame with 1001 (going away), well
-/// before the 30 s graceful timeout would end the worker; the client answers.
-#[track_caller]
-fn expect_going_away(sockets: &mut [WebSocket]) {
-    for (i, w) in sockets.iter_mut().enumerate() {
-        assert_eq!(
-            w.expect_close(Duration::from_secs(10)),
-            Some(1001),
-            "socket {i}"
-        );
-        let _ = w.try_send_frame(true, op::CLOSE, &1001u16.to_be_bytes());
-    }
-}
-
-/// TERM with 3 WebSockets open and an HTTP request in flight: each socket
-/// gets 1001, the request completes with 200, the master exits 0.
-#[test]
-fn term_closes_websockets_with_1001_and_completes_http_in_flight() {
-    let mut srv = start(&["--graceful-timeout", "30"]);
-    let mut sockets = open_websockets(&srv, 3);
-    let pending = sleep_in_flight(&srv, 0.5);
-    srv.signal(Signal::SIGTERM);
-    expect_going_away(&mut sockets);
-    let r = pending.join().expect("client thread");
-    assert_eq!(r.status, 200, "{}", r.dump());
-    assert_eq!(r.body_str(), "slept 0.5\n");
-    let status = srv.wait_exit(Duration::from_secs(20));
-    assert_eq!(status.code(), Some(0), "exit status {status}");
-}
-
-/// HUP replaces the worker: its 3 WebSockets get 1001, the HTTP request in
-/// flight completes with 200, and the new worker accepts WebSockets.
-#[test]
-fn hup_closes_websockets_with_1001_and_completes_http_in_flight() {
-    let mut srv = start(&["--graceful-timeout", "30"]);
-    let old = srv.worker_pids();
-    let mut sockets = open_websockets(&srv, 3);
-    let pending = sleep_in_flight(&srv, 0.5);
-    srv.signal(Signal::SIGHUP);
-    srv.wait_for("RELOADING=1", Duration::from_secs(10));
-    expect_going_away(&mut sockets);
-    let r = pending.join().expect("client thread");
-    assert_eq!(r.status, 200, "{}", r.dump());
-    assert_eq!(r.body_str(), "slept 0.5\n");
-    srv.wait_workers(Duration::from_secs(20), |p| {
-        p.len() == 1 && !old.contains(&p[0])
-    });
-    let mut fresh = open_websockets(&srv, 1);
-    fresh[0].send_close(1000);
-    assert_eq!(fresh[0].expect_close(FRAME_TIMEOUT), Some(1000));
 }

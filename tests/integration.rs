@@ -7,6 +7,7 @@
 mod support;
 
 mod asgi;
+mod asgi_websocket;
 mod cli;
 mod corpus;
 mod edge;

@@ -489,9 +489,13 @@ impl Server<'_> {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        if !matches!(conn.phase, Phase::Asgi { .. } | Phase::WebSocket { .. }) {
+            return;
+        }
+        // The connection is about to linger or close: its phase goes.
         let phase = std::mem::replace(
             &mut conn.phase,
-            Phase::Lingering {
+            Phase::Idle {
                 since: Instant::now(),
             },
         );

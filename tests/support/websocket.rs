@@ -135,6 +135,12 @@ impl WebSocket {
         self.conn.set_read_timeout(t);
     }
 
+    /// Writes `bytes` as they are: frames a well-behaved client would not send.
+    #[track_caller]
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.conn.send(bytes);
+    }
+
     /// Writes one masked frame.
     #[track_caller]
     pub fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
