@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3::exceptions::{PyRuntimeError, PyStopIteration};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rustc_hash::FxHashMap;
@@ -63,15 +64,16 @@ impl Ready {
         slf
     }
 
-    fn __next__(&self, py: Python<'_>) -> PyResult<()> {
-        let value = match &self.value {
-            Some(v) => v.clone_ref(py),
-            None => py.None(),
-        };
-        Err(PyStopIteration::new_err((value,)))
+    /// Finish at once: StopIteration carrying the value (none at all, the
+    /// cheaper path, when the result is None).
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match &self.value {
+            Some(v) => Err(PyStopIteration::new_err((v.clone_ref(py),))),
+            None => Ok(None),
+        }
     }
 
-    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         self.__next__(py)
     }
 }
@@ -159,7 +161,7 @@ impl Call {
         let mut events = VecDeque::new();
         if start.websocket {
             let connect = PyDict::new(py);
-            connect.set_item("type", "websocket.connect")?;
+            connect.set_item(intern!(py, "type"), intern!(py, "websocket.connect"))?;
             events.push_back(connect.into_any().unbind());
         } else {
             events.push_back(http_request(py, &start.body, start.more_body)?);
@@ -284,11 +286,11 @@ impl Call {
             Inbound::Message { data, .. } => {
                 st.asked = false;
                 let event = PyDict::new(py);
-                event.set_item("type", "websocket.receive")?;
+                event.set_item(intern!(py, "type"), intern!(py, "websocket.receive"))?;
                 match data {
-                    WsData::Text(t) => event.set_item("text", t)?,
+                    WsData::Text(t) => event.set_item(intern!(py, "text"), t)?,
                     WsData::Binary(b) => {
-                        event.set_item("bytes", pyo3::types::PyBytes::new(py, &b))?;
+                        event.set_item(intern!(py, "bytes"), pyo3::types::PyBytes::new(py, &b))?;
                     }
                 }
                 push_event(py, &mut st, event.into_any().unbind())
@@ -429,7 +431,11 @@ impl Call {
 /// Hand `event` to the first waiting `receive()`, or keep it for the next.
 fn push_event(py: Python<'_>, st: &mut State, event: Py<PyAny>) -> PyResult<()> {
     while let Some(waiter) = st.receivers.pop_front() {
-        if waiter.bind(py).call_method0("done")?.is_truthy()? {
+        if waiter
+            .bind(py)
+            .call_method0(intern!(py, "done"))?
+            .is_truthy()?
+        {
             continue; // cancelled meanwhile
         }
         return resolve(py, &waiter, Ok(event));
@@ -441,7 +447,11 @@ fn push_event(py: Python<'_>, st: &mut State, event: Py<PyAny>) -> PyResult<()> 
 /// The response is complete: waiting `receive()` calls see the disconnect.
 fn wake_receivers(py: Python<'_>, st: &mut State) -> PyResult<()> {
     while let Some(waiter) = st.receivers.pop_front() {
-        if !waiter.bind(py).call_method0("done")?.is_truthy()? {
+        if !waiter
+            .bind(py)
+            .call_method0(intern!(py, "done"))?
+            .is_truthy()?
+        {
             resolve(py, &waiter, Ok(disconnect_event(py, None)?))?;
         }
     }
@@ -455,35 +465,32 @@ fn resolve(
     outcome: Result<Py<PyAny>, Py<PyAny>>,
 ) -> PyResult<()> {
     let f = future.bind(py);
-    if f.call_method0("done")?.is_truthy()? {
+    if f.call_method0(intern!(py, "done"))?.is_truthy()? {
         return Ok(());
     }
     match outcome {
-        Ok(v) => f.call_method1("set_result", (v,))?,
-        Err(e) => f.call_method1("set_exception", (e,))?,
+        Ok(v) => f.call_method1(intern!(py, "set_result"), (v,))?,
+        Err(e) => f.call_method1(intern!(py, "set_exception"), (e,))?,
     };
     Ok(())
 }
 
 fn http_request(py: Python<'_>, body: &[u8], more: bool) -> PyResult<Py<PyAny>> {
     let event = PyDict::new(py);
-    event.set_item(pyo3::intern!(py, "type"), pyo3::intern!(py, "http.request"))?;
-    event.set_item(
-        pyo3::intern!(py, "body"),
-        pyo3::types::PyBytes::new(py, body),
-    )?;
-    event.set_item(pyo3::intern!(py, "more_body"), more)?;
+    event.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+    event.set_item(intern!(py, "body"), pyo3::types::PyBytes::new(py, body))?;
+    event.set_item(intern!(py, "more_body"), more)?;
     Ok(event.into_any().unbind())
 }
 
 fn disconnect_event(py: Python<'_>, close: Option<(u16, &str)>) -> PyResult<Py<PyAny>> {
     let event = PyDict::new(py);
     match close {
-        None => event.set_item("type", "http.disconnect")?,
+        None => event.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?,
         Some((code, reason)) => {
-            event.set_item("type", "websocket.disconnect")?;
-            event.set_item("code", code)?;
-            event.set_item("reason", reason)?;
+            event.set_item(intern!(py, "type"), intern!(py, "websocket.disconnect"))?;
+            event.set_item(intern!(py, "code"), code)?;
+            event.set_item(intern!(py, "reason"), reason)?;
         }
     }
     Ok(event.into_any().unbind())

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use super::WsData;
 use super::call::{Stage, protocol_error};
@@ -37,10 +38,11 @@ pub(super) enum Sent {
 /// Check `message` for a call at `stage`; a violation is a RuntimeError in
 /// the app, as in Uvicorn.
 pub(super) fn parse(message: &Bound<'_, PyDict>, websocket: bool, stage: Stage) -> PyResult<Sent> {
-    let kind: String = match message.get_item("type")? {
-        Some(t) => t.extract()?,
-        None => return Err(protocol_error("ASGI message without a 'type' key".into())),
+    let Some(kind) = message.get_item(intern!(message.py(), "type"))? else {
+        return Err(protocol_error("ASGI message without a 'type' key".into()));
     };
+    let kind = kind.cast_into::<PyString>()?;
+    let kind = kind.to_str()?;
     let unexpected = || {
         protocol_error(format!(
             "Unexpected ASGI message '{kind}' sent{}",
@@ -51,20 +53,20 @@ pub(super) fn parse(message: &Bound<'_, PyDict>, websocket: bool, stage: Stage) 
             }
         ))
     };
-    match (websocket, stage, kind.as_str()) {
+    match (websocket, stage, kind) {
         (false, Stage::Opening, "http.response.start") => response_start(message),
         (false, Stage::Open, "http.response.body") => Ok(Sent::Body {
-            data: bytes_item(message, "body")?.unwrap_or_default(),
-            more: flag(message, "more_body")?,
+            data: bytes_item(message, intern!(message.py(), "body"))?.unwrap_or_default(),
+            more: flag(message, intern!(message.py(), "more_body"))?,
         }),
         (false, Stage::Open, "http.response.pathsend") => path_send(message),
         (true, Stage::Opening, "websocket.accept") => Ok(Sent::Accept {
-            subprotocol: optional_str(message, "subprotocol")?,
+            subprotocol: optional_str(message, intern!(message.py(), "subprotocol"))?,
             headers: headers(message)?,
         }),
         (true, Stage::Open, "websocket.send") => {
-            let text = optional_str(message, "text")?;
-            match (text, bytes_item(message, "bytes")?) {
+            let text = optional_str(message, intern!(message.py(), "text"))?;
+            match (text, bytes_item(message, intern!(message.py(), "bytes"))?) {
                 (Some(t), None) => Ok(Sent::Message(WsData::Text(t))),
                 (None, Some(b)) => Ok(Sent::Message(WsData::Binary(b))),
                 _ => Err(protocol_error(
@@ -73,15 +75,15 @@ pub(super) fn parse(message: &Bound<'_, PyDict>, websocket: bool, stage: Stage) 
             }
         }
         (true, Stage::Opening | Stage::Open, "websocket.close") => Ok(Sent::Close {
-            code: optional_u16(message, "code")?.unwrap_or(1000),
-            reason: optional_str(message, "reason")?.unwrap_or_default(),
+            code: optional_u16(message, intern!(message.py(), "code"))?.unwrap_or(1000),
+            reason: optional_str(message, intern!(message.py(), "reason"))?.unwrap_or_default(),
         }),
         _ => Err(unexpected()),
     }
 }
 
 fn response_start(message: &Bound<'_, PyDict>) -> PyResult<Sent> {
-    let Some(status) = optional_u16(message, "status")? else {
+    let Some(status) = optional_u16(message, intern!(message.py(), "status"))? else {
         return Err(protocol_error(
             "http.response.start without a status".into(),
         ));
@@ -89,7 +91,7 @@ fn response_start(message: &Bound<'_, PyDict>) -> PyResult<Sent> {
     if !(200..=599).contains(&status) {
         return Err(protocol_error(format!("invalid HTTP status {status}")));
     }
-    if flag(message, "trailers")? {
+    if flag(message, intern!(message.py(), "trailers"))? {
         return Err(protocol_error(
             "http.response.start asked for trailers, which this server does not \
              offer (no http.response.trailers extension in the scope)"
@@ -103,7 +105,7 @@ fn response_start(message: &Bound<'_, PyDict>) -> PyResult<Sent> {
 }
 
 fn path_send(message: &Bound<'_, PyDict>) -> PyResult<Sent> {
-    let Some(path) = optional_str(message, "path")? else {
+    let Some(path) = optional_str(message, intern!(message.py(), "path"))? else {
         return Err(protocol_error(
             "http.response.pathsend without a path".into(),
         ));
@@ -119,26 +121,38 @@ fn path_send(message: &Bound<'_, PyDict>) -> PyResult<Sent> {
 }
 
 /// `message[key]` when present and not None.
-fn optional<'py>(message: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn optional<'py>(
+    message: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     Ok(message.get_item(key)?.filter(|v| !v.is_none()))
 }
 
-fn optional_str(message: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<String>> {
+fn optional_str<'py>(
+    message: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<String>> {
     optional(message, key)?.map(|v| v.extract()).transpose()
 }
 
-fn optional_u16(message: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<u16>> {
+fn optional_u16<'py>(
+    message: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<u16>> {
     optional(message, key)?.map(|v| v.extract()).transpose()
 }
 
-fn flag(message: &Bound<'_, PyDict>, key: &str) -> PyResult<bool> {
+fn flag<'py>(message: &Bound<'py, PyDict>, key: &Bound<'py, PyString>) -> PyResult<bool> {
     match message.get_item(key)? {
         Some(v) => v.is_truthy(),
         None => Ok(false),
     }
 }
 
-fn bytes_item(message: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<Vec<u8>>> {
+fn bytes_item<'py>(
+    message: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+) -> PyResult<Option<Vec<u8>>> {
     match message.get_item(key)? {
         Some(v) if v.is_none() => Ok(None),
         Some(v) => match v.cast::<PyBytes>() {
@@ -162,20 +176,15 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
 /// The `headers` of a start or accept message: byte pairs with a valid name
 /// and a value without CR, LF or NUL. Hop-by-hop fields are the server's.
 fn headers(message: &Bound<'_, PyDict>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
-    let Some(list) = message.get_item("headers")? else {
+    let Some(list) = message.get_item(intern!(message.py(), "headers"))? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for pair in list.try_iter()? {
         let pair = pair?;
-        let mut items = pair.try_iter()?;
-        let (Some(name), Some(value), None) = (items.next(), items.next(), items.next()) else {
-            return Err(protocol_error(
-                "each header must be a [name, value] pair".into(),
-            ));
-        };
-        let name = header_bytes(&name?)?;
-        let value = header_bytes(&value?)?;
+        let (name, value) = header_pair(&pair)?;
+        let name = header_bytes(&name)?;
+        let value = header_bytes(&value)?;
         if !crate::http::response::valid_header_name(&name) {
             return Err(protocol_error(format!(
                 "invalid header name {:?}",
@@ -191,6 +200,28 @@ fn headers(message: &Bound<'_, PyDict>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
         out.push((name, value));
     }
     Ok(out)
+}
+
+/// A `(name, value)` tuple or `[name, value]` list (or any two-item iterable).
+fn header_pair<'py>(pair: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let wrong = || protocol_error("each header must be a [name, value] pair".into());
+    if let Ok(t) = pair.cast::<PyTuple>() {
+        return match t.len() {
+            2 => Ok((t.get_item(0)?, t.get_item(1)?)),
+            _ => Err(wrong()),
+        };
+    }
+    if let Ok(l) = pair.cast::<PyList>() {
+        return match l.len() {
+            2 => Ok((l.get_item(0)?, l.get_item(1)?)),
+            _ => Err(wrong()),
+        };
+    }
+    let mut items = pair.try_iter()?;
+    match (items.next(), items.next(), items.next()) {
+        (Some(name), Some(value), None) => Ok((name?, value?)),
+        _ => Err(wrong()),
+    }
 }
 
 fn header_bytes(v: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
