@@ -307,6 +307,14 @@ def main():
     if not b.results:
         log("failed: no server started")
         sys.exit(1)
+    # The CI smoke's contract: rgunicorn ran every workload, and no response
+    # of any server failed its check.
+    missing = [w for w in args.workloads
+               if "rgunicorn" in args.servers and not b.results.get((w, "rgunicorn"))]
+    errors = sum(r["errors"] for rs in b.results.values() for r in rs)
+    if missing or errors:
+        log(f"failed: rgunicorn did not run {missing or 'nothing missing'}; {errors} bad responses")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
