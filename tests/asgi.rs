@@ -749,3 +749,97 @@ fn fastapi_routes() {
 fn starlette_routes() {
     framework_routes("asgi_starlette:app", "starlette");
 }
+
+// ---- Worker life -----------------------------------------------------------
+
+/// A coroutine that blocks the event loop (synchronous sleep) stops the
+/// worker's heartbeat: the master's timeout replaces the worker and logs its
+/// Python stacks, the blocked one's in the app, and the new worker serves.
+#[test]
+fn a_coroutine_blocking_the_loop_is_caught_by_the_timeout() {
+    let srv = start(&["--timeout", "2"]);
+    let old = srv.worker_pids();
+    let addr = srv.addr();
+    let blocked = thread::spawn(move || {
+        let mut c = Conn::tcp(addr);
+        c.set_read_timeout(Duration::from_secs(30));
+        c.send(b"GET /block HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.try_read_response(false)
+    });
+    srv.wait_stderr("WORKER TIMEOUT", Duration::from_secs(20));
+    let stderr = srv.wait_stderr("asgi_app.py", Duration::from_secs(10));
+    assert!(
+        stderr.contains("in app"),
+        "no stack of the blocked coroutine:\n{stderr}"
+    );
+    // The blocked client is not left hanging.
+    let r = blocked.join().unwrap();
+    assert!(r.is_err() || r.is_ok_and(|r| r.status >= 500));
+    srv.wait_workers(Duration::from_secs(20), |p| {
+        p.len() == 1 && p != old.as_slice()
+    });
+    assert_eq!(srv.get("/hello").status, 200);
+}
+
+/// `max_requests` retires an ASGI worker as it does a WSGI one: the request
+/// that reaches the limit is answered, the master starts a fresh worker, and
+/// no request fails on the way.
+#[test]
+fn max_requests_replaces_the_asgi_worker() {
+    let srv = start(&["--max-requests", "5"]);
+    let first = fetch(srv.addr(), "/pid").expect("first request");
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let pid = fetch(srv.addr(), "/pid").expect("every request is answered");
+        pids.insert(pid);
+    }
+    assert!(pids.len() >= 3, "workers seen: {pids:?} (first {first})");
+}
+
+/// The config file's `pre_request` and `post_request` hooks run around each
+/// HTTP call, as for WSGI: `req` as Gunicorn builds it, the scope where WSGI
+/// passes the environ, and `resp` with the status and body length sent.
+#[test]
+fn request_hooks_run_around_each_http_call() {
+    let dir = TempDir::new("asgi-hooks");
+    let log = dir.path().join("hooks.log");
+    let conf = format!(
+        r#"
+def _record(line):
+    with open({log:?}, "a") as f:
+        f.write(line + "\n")
+
+def pre_request(worker, req):
+    _record(f"pre {{req.method}} {{req.path}} {{req.query}}")
+
+def post_request(worker, req, environ, resp):
+    _record(f"post {{req.path}} {{environ['type']}} {{environ['path']}} {{resp.status_code}} {{resp.sent}}")
+"#
+    );
+    fs::write(dir.path().join("hooks.conf.py"), conf).unwrap();
+    let srv = asgi(&["-c", "hooks.conf.py"]).in_dir(dir).start();
+    assert_eq!(srv.get("/hello?x=1").status, 200);
+    assert_eq!(srv.get("/raise").status, 500);
+    // post_request runs when the call returns, which may be after the
+    // client has its response.
+    let text = poll_file(&log, |t| t.lines().count() >= 2);
+    let want = "pre GET /hello x=1\npost /hello http /hello 200 13\n";
+    assert!(text.starts_with(want), "{text:?}");
+    let text = poll_file(&log, |t| t.lines().count() >= 4);
+    assert!(
+        text.ends_with("pre GET /raise \npost /raise http /raise 500 0\n"),
+        "{text:?}"
+    );
+}
+
+/// The file's contents once `pred` holds (bounded).
+fn poll_file(path: &std::path::Path, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        if pred(&text) || Instant::now() >= deadline {
+            return text;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -48,6 +48,54 @@ impl Registry {
     }
 }
 
+/// The config file's request hooks, with this worker as they see it.
+pub struct RequestHooks {
+    /// The hooks.
+    pub hooks: crate::python::hooks::Hooks,
+    /// This worker.
+    pub worker: crate::python::hooks::WorkerView,
+}
+
+impl RequestHooks {
+    /// `pre_request(worker, req)` for an HTTP call about to start; what
+    /// `post_request` will need.
+    pub(super) fn before(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        head: &crate::http::head::RequestHead,
+        scope: &Bound<'_, PyDict>,
+    ) -> PyResult<Hooked> {
+        let version = match head.version {
+            crate::http::head::Version::Http10 => (1, 0),
+            crate::http::head::Version::Http11 => (1, 1),
+        };
+        let req = crate::python::hooks::Hooks::request_object(
+            py,
+            head.method(),
+            head.target(),
+            head.path(),
+            head.query(),
+            version,
+            head.headers(),
+        )?;
+        self.hooks.pre_request(py, self.worker, &req);
+        Ok(Hooked {
+            hooks: self.clone(),
+            req: req.unbind(),
+            scope: scope.clone().into_any().unbind(),
+        })
+    }
+}
+
+/// A call the request hooks see: `post_request(worker, req, scope, resp)`
+/// runs when it returns, with what was sent.
+pub(super) struct Hooked {
+    hooks: Arc<RequestHooks>,
+    req: Py<PyAny>,
+    /// The scope stands where WSGI hooks get the environ.
+    scope: Py<PyAny>,
+}
+
 /// An awaitable whose result is already known: `await` returns it at once.
 #[pyclass(frozen)]
 pub(super) struct Ready {
@@ -112,6 +160,17 @@ struct State {
     close_code: Option<u16>,
     /// Bytes sent since the event loop last said the socket drained.
     unsent: usize,
+    /// What was sent, for `post_request`.
+    sent: SentSoFar,
+}
+
+/// What a call has sent: status, headers (kept only for `post_request`),
+/// body bytes.
+#[derive(Default)]
+struct SentSoFar {
+    status: u16,
+    headers: Vec<(Vec<u8>, Vec<u8>)>,
+    bytes: u64,
 }
 
 /// `receive` and `send` of one app call.
@@ -122,6 +181,8 @@ pub(super) struct Call {
     shared: Arc<Shared>,
     registry: Arc<Registry>,
     aio: Arc<LoopHooks>,
+    /// The request hooks, when the config file has any (HTTP calls only).
+    hooked: Option<Hooked>,
     state: Mutex<State>,
 }
 
@@ -157,6 +218,7 @@ impl Call {
         shared: Arc<Shared>,
         registry: Arc<Registry>,
         aio: Arc<LoopHooks>,
+        hooked: Option<Hooked>,
     ) -> PyResult<Py<Call>> {
         let mut events = VecDeque::new();
         if start.websocket {
@@ -172,6 +234,7 @@ impl Call {
             shared,
             registry,
             aio,
+            hooked: hooked.filter(|_| !start.websocket),
             state: Mutex::new(State {
                 stage: Stage::Opening,
                 events,
@@ -182,6 +245,7 @@ impl Call {
                 disconnected: false,
                 close_code: None,
                 unsent: 0,
+                sent: SentSoFar::default(),
             }),
         };
         Py::new(py, call)
@@ -209,6 +273,10 @@ impl Call {
         Ok(match sent {
             Sent::Start { status, headers } => {
                 st.stage = Stage::Open;
+                st.sent.status = status;
+                if self.hooked.is_some() {
+                    st.sent.headers = headers.clone();
+                }
                 (
                     Outbound::Start {
                         id,
@@ -224,6 +292,7 @@ impl Call {
                     wake_receivers(py, st)?;
                 }
                 let n = data.len();
+                st.sent.bytes += n as u64;
                 let wait = false;
                 (
                     Outbound::Body {
@@ -416,6 +485,20 @@ impl Call {
         let st = self.lock();
         if !failed && !self.websocket && st.stage == Stage::Opening && !st.disconnected {
             crate::log::error("ASGI callable returned without starting response.");
+        }
+        if let Some(h) = &self.hooked {
+            let SentSoFar {
+                status,
+                headers,
+                bytes,
+            } = &st.sent;
+            let status = if *status == 0 { 500 } else { *status };
+            let line = format!("{status} {}", crate::http::response::reason_phrase(status));
+            let resp =
+                crate::python::hooks::Hooks::response_object(py, status, &line, headers, *bytes)?;
+            let rh = &h.hooks;
+            rh.hooks
+                .post_request(py, rh.worker, h.req.bind(py), h.scope.bind(py), &resp);
         }
         drop(st);
         self.reply(

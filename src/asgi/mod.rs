@@ -29,6 +29,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+pub use call::RequestHooks;
 pub use runtime::{BootFailure, Booted, start};
 
 use crate::http::head::RequestHead;

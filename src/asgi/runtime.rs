@@ -10,7 +10,7 @@ use pyo3::types::{PyDict, PyModule};
 
 use crate::config::{AsgiLoop, Config, Lifespan};
 
-use super::call::{Call, LoopHooks, LoopWaker, Registry};
+use super::call::{Call, LoopHooks, LoopWaker, Registry, RequestHooks};
 use super::{EventFd, Handle, Inbound, Mailbox, Shared};
 
 /// The Python half, embedded: loop creation, the call wrapper, lifespan.
@@ -53,6 +53,7 @@ pub fn start(
     app: Py<PyAny>,
     config: &Config,
     loop_wake: Arc<mio::Waker>,
+    hooks: Option<RequestHooks>,
 ) -> Result<Booted, BootFailure> {
     let app_wake = EventFd::new().map_err(|e| BootFailure::Loop(e.to_string()))?;
     let shared = Arc::new(Shared {
@@ -72,7 +73,7 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("asgi-loop".into())
         .spawn(move || {
-            Python::attach(|py| app_thread(py, &thread_shared, app, settings, &ready));
+            Python::attach(|py| app_thread(py, &thread_shared, app, settings, hooks, &ready));
         })
         .map_err(|e| BootFailure::Loop(e.to_string()))?;
     let outcome = py.detach(move || booted.recv());
@@ -104,9 +105,10 @@ fn app_thread(
     shared: &Arc<Shared>,
     app: Py<PyAny>,
     settings: Settings,
+    hooks: Option<RequestHooks>,
     ready: &mpsc::Sender<Result<String, BootFailure>>,
 ) {
-    let serving = match set_up(py, shared, app, settings) {
+    let serving = match set_up(py, shared, app, settings, hooks) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -131,6 +133,7 @@ fn set_up(
     shared: &Arc<Shared>,
     app: Py<PyAny>,
     settings: Settings,
+    hooks: Option<RequestHooks>,
 ) -> Result<Serving, BootFailure> {
     let failed = |e: PyErr| BootFailure::Loop(crate::python::format_traceback(py, &e));
     let glue = PyModule::from_code(
@@ -182,6 +185,7 @@ fn set_up(
         stop: event_loop.getattr("stop").map_err(failed)?.unbind(),
         state: (settings.lifespan != Lifespan::Off).then(|| state.unbind()),
         scratch: std::sync::Mutex::new(Vec::new()),
+        hooks: hooks.map(Arc::new),
     };
     let bridge = Bound::new(py, bridge).map_err(failed)?;
     event_loop
@@ -293,6 +297,8 @@ pub(super) struct Bridge {
     state: Option<Py<PyDict>>,
     /// A buffer reused between drains.
     scratch: std::sync::Mutex<Vec<Inbound>>,
+    /// `pre_request` / `post_request`, when the config file defines either.
+    hooks: Option<Arc<RequestHooks>>,
 }
 
 #[pymethods]
@@ -346,12 +352,17 @@ impl Bridge {
     fn start_call(&self, py: Python<'_>, start: super::Start) -> PyResult<()> {
         let state = self.state.as_ref().map(|s| s.bind(py));
         let scope = super::scope::build(py, &start, state)?;
+        let hooked = match &self.hooks {
+            Some(h) => Some(h.before(py, &start.head, &scope)?),
+            None => None,
+        };
         let call = Call::new(
             py,
             &start,
             self.shared.clone(),
             self.registry.clone(),
             self.aio.clone(),
+            hooked,
         )?;
         self.registry.insert(start.id, call.clone_ref(py));
         let coro = self.run_call.call1(py, (&self.app, scope, call))?;

@@ -159,7 +159,14 @@ impl<'a> Worker<'_, 'a> {
                 .map_err(BootError::EventLoop)?;
         if let Some(app) = asgi_app {
             // Lifespan startup runs here: the worker boots once the app says so.
-            let started = crate::asgi::start(py, app, config, event_loop.waker.clone())?;
+            let request_hooks = hooks
+                .has_request_hooks()
+                .then(|| crate::asgi::RequestHooks {
+                    hooks: hooks.clone_ref(py),
+                    worker: self.view,
+                });
+            let started =
+                crate::asgi::start(py, app, config, event_loop.waker.clone(), request_hooks)?;
             crate::log::debug!("ASGI app thread serving on the {} loop", started.loop_name);
             event_loop.asgi = Some(started.handle);
         }

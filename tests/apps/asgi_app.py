@@ -24,6 +24,8 @@ HTTP routes:
   /raise            raises before http.response.start
   /sleep?s=SECS&marker=PATH  reads the body, creates PATH, sleeps, answers
   /loop             the running event loop's class module and name
+  /block            blocks the event loop (time.sleep(60) in the coroutine)
+  /pid              the worker's pid
 
 WebSocket routes:
   /ws               echo: text as text, bytes as bytes; "close:CODE" closes
@@ -39,6 +41,7 @@ to that file, so a test can check their order.
 import asyncio
 import json
 import os
+import time
 from urllib.parse import parse_qs
 
 CHUNK = 64 * 1024
@@ -277,6 +280,11 @@ async def http(scope, receive, send):
         seconds = float(q.get("s", "0.5"))
         await asyncio.sleep(seconds)
         await respond(send, 200, b"slept %g\n" % seconds)
+    elif path == "/block":
+        time.sleep(60)
+        await respond(send, 200, b"unblocked\n")
+    elif path == "/pid":
+        await respond(send, 200, str(os.getpid()).encode())
     elif path == "/loop":
         loop = type(asyncio.get_running_loop())
         await respond(send, 200, ("%s.%s" % (loop.__module__, loop.__name__)).encode())
