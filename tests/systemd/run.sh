@@ -28,6 +28,9 @@
 #   metrics   a second socket unit with FileDescriptorName=metrics gives the
 #             master its metrics listener: /metrics counts the request that
 #             activated the service, /readyz and /healthz answer 200
+#   asgi      rgunicorn@asgi (worker_class = asgi, a plain ASGI app) is
+#             socket-activated by a request, answers it, and its lifespan
+#             startup and shutdown reach the journal around a clean stop
 #
 # Usage: tests/systemd/run.sh [CHECK...]   (or RGUNICORN_SYSTEMD_CHECKS="a b")
 # Prints PASS/FAIL per check and `systemd: N passed, M failed`; exits 0 only when
@@ -51,7 +54,7 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-ALL_CHECKS="activate status journal reload restart watchdog fdstore tls verify manpages security flask metrics"
+ALL_CHECKS="activate status journal reload restart watchdog fdstore tls verify manpages security flask metrics asgi"
 CHECKS=${*:-${RGUNICORN_SYSTEMD_CHECKS:-$ALL_CHECKS}}
 BINDIR=/usr/local/bin
 SOCK=/run/rgunicorn/demo.sock
@@ -114,6 +117,9 @@ printf '[rgunicorn]\nwsgi_app = flask_logging:app\nchdir = /srv/demo\nworkers = 
     put 0644 /etc/rgunicorn/flask.conf
 printf '[rgunicorn]\nwsgi_app = hello:app\nchdir = /srv/demo\nworkers = 2\n' |
     put 0644 /etc/rgunicorn/ops.conf
+put 0644 /srv/demo/asgi_app.py <"$ROOT/tests/apps/asgi_app.py"
+printf '[rgunicorn]\nwsgi_app = asgi_app:app\nworker_class = asgi\nasgi_loop = asyncio\nchdir = /srv/demo\nworkers = 2\n' |
+    put 0644 /etc/rgunicorn/asgi.conf
 printf '[Socket]\nListenStream=127.0.0.1:9100\nFileDescriptorName=metrics\nService=rgunicorn@ops.service\n' |
     put 0644 /etc/systemd/system/rgunicorn-ops-metrics.socket
 # AF_NETLINK: the unix listener's accept queue is read through sock_diag.
@@ -472,6 +478,25 @@ check_metrics() {
         pass "FileDescriptorName=metrics serves /metrics, /readyz and /healthz from the master"
     else
         fail "reply '$body', /readyz $ready, /healthz $health"
+    fi
+}
+
+check_asgi() {
+    CT systemctl start rgunicorn@asgi.socket || { fail "cannot start rgunicorn@asgi.socket"; return; }
+    local body journal
+    body=$(CT curl -sS -m 20 --unix-socket /run/rgunicorn/asgi.sock http://x/hello)
+    wait_prop ActiveState rgunicorn@asgi.service active 10
+    CT systemctl stop rgunicorn@asgi.service rgunicorn@asgi.socket
+    CT journalctl --sync 2>/dev/null
+    journal=$(CT journalctl -u rgunicorn@asgi.service -o cat --all --no-pager)
+    echo "$journal" | grep -E 'Using worker|lifespan|Shutting down' | sed 's/^/    /'
+    if [ "$body" = "Hello, ASGI!" ] &&
+        [ "$(echo "$journal" | grep -c 'ASGI lifespan startup complete')" = 2 ] &&
+        [ "$(echo "$journal" | grep -c 'ASGI lifespan shutdown complete')" = 2 ] &&
+        echo "$journal" | grep -q 'Using worker: asgi'; then
+        pass "an ASGI app is socket-activated, answers, and runs lifespan in both workers"
+    else
+        fail "reply '$body'"
     fi
 }
 
