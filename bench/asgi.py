@@ -35,7 +35,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (bench/run.py)
-from run import APPS, BENCH, ROOT, VENV, Workload, cpu_seconds, log, wrk  # noqa: E402
+from run import APPS, BENCH, ROOT, VENV, Workload, log, measured, wrk  # noqa: E402
 
 # The binary the release build produced: cargo honours CARGO_TARGET_DIR, so
 # does this (RGUNICORN names another binary outright).
@@ -125,10 +125,7 @@ class Bench:
             url = f"http://127.0.0.1:{srv.port}{wl.path}"
             # Warm-up (imports, caches, connection set-up), then measure.
             wrk(url, wl, 1, wl.conns, False, self.tmp)
-            before = cpu_seconds(srv.proc.pid)
-            r = wrk(url, wl, self.args.secs, wl.conns, self.args.check, self.tmp)
-            r["cpu_us"] = (cpu_seconds(srv.proc.pid) - before) * 1e6 / max(r["requests"], 1)
-            return r
+            return measured(srv, url, wl, self.args, self.tmp)
         finally:
             srv.stop()
 

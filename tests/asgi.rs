@@ -21,7 +21,8 @@ use nix::sys::signal::Signal;
 
 use crate::support::websocket::{Message, WebSocket};
 use crate::support::{
-    Conn, IO_TIMEOUT, Response, Server, ServerBuilder, TempDir, apps_dir, fetch, python,
+    Conn, IO_TIMEOUT, Response, Server, ServerBuilder, TempDir, apps_dir, fetch, pseudo_random,
+    python,
     tls::{TestCa, connect as tls_connect},
     wait_file, wait_file_eq,
 };
@@ -48,20 +49,6 @@ pub(crate) fn ws(srv: &Server, path: &str, protocols: &[&str]) -> WebSocket {
     let mut ws = WebSocket::open(srv.connect(), path, protocols);
     ws.set_read_timeout(FRAME_TIMEOUT);
     ws
-}
-
-/// Deterministic pseudo-random bytes (xorshift64): a lost, duplicated or
-/// misplaced byte changes the comparison.
-pub(crate) fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 56) as u8
-        })
-        .collect()
 }
 
 /// Ok when the embedded interpreter imports `module`, else its error.
@@ -350,7 +337,7 @@ fn scope_scheme_is_https_and_wss_under_tls() {
 #[test]
 fn chunked_upload_is_echoed_while_it_streams() {
     let srv = start(&[]);
-    let data = payload(4 << 20, 7);
+    let data = pseudo_random(4 << 20, 7);
     let stream = TcpStream::connect(srv.addr()).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -402,7 +389,7 @@ fn chunked_upload_is_echoed_while_it_streams() {
 #[test]
 fn large_body_arrives_in_several_events_and_echoes_back() {
     let srv = start(&[]);
-    let data = payload(3 << 20, 11);
+    let data = pseudo_random(3 << 20, 11);
     let head = |path: &str| {
         format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\
@@ -707,7 +694,7 @@ fn framework_routes(app: &str, module: &str) {
         serde_json::json!({"framework": module, "item_id": 42, "q": "rust"})
     );
 
-    let data = payload(1 << 20, 17);
+    let data = pseudo_random(1 << 20, 17);
     let stream = TcpStream::connect(srv.addr()).unwrap();
     stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     let mut writer = stream.try_clone().unwrap();
@@ -731,7 +718,7 @@ fn framework_routes(app: &str, module: &str) {
     let mut ws = ws(&srv, "/ws", &[]);
     ws.send_text("from rust");
     assert_eq!(ws.recv_message(), Message::Text("from rust".into()));
-    let bin = payload(5000, 19);
+    let bin = pseudo_random(5000, 19);
     ws.send_binary(&bin);
     assert_eq!(ws.recv_message(), Message::Binary(bin));
     ws.send_close(1000);

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::asgi::{FRAME_TIMEOUT, payload, require_module, sleep_in_flight, start, ws};
+use crate::asgi::{FRAME_TIMEOUT, require_module, sleep_in_flight, start, ws};
 use crate::support::websocket::{Message, WebSocket, encode_frame, op};
-use crate::support::{Server, python};
+use crate::support::{Server, pseudo_random, python};
 
 // ---- WebSockets -----------------------------------------------------------
 
@@ -30,7 +30,7 @@ fn websocket_echoes_text_and_binary() {
     ws.send_text(&unicode);
     assert_eq!(ws.recv_message(), Message::Text(unicode));
     for len in [0, 125, 126, 200, 65_535, 70_000] {
-        let data = payload(len, len as u64);
+        let data = pseudo_random(len, len as u64);
         ws.send_binary(&data);
         assert_eq!(ws.recv_message(), Message::Binary(data), "{len} bytes");
     }
@@ -65,7 +65,7 @@ fn websocket_fragments_are_reassembled_and_a_ping_between_them_is_answered() {
     ws.send_frame(true, op::CONTINUATION, "wörld".as_bytes());
     assert_eq!(ws.recv_message(), Message::Text("Hello, wörld".into()));
 
-    let data = payload(3000, 3);
+    let data = pseudo_random(3000, 3);
     ws.send_frame(false, op::BINARY, &data[..1000]);
     ws.send_frame(false, op::CONTINUATION, &data[1000..2000]);
     ws.send_frame(true, op::CONTINUATION, &data[2000..]);
@@ -107,7 +107,7 @@ fn websocket_client_close_is_answered() {
 fn websocket_message_over_the_limit_closes_1009() {
     let srv = start(&["--websocket-max-message-size", "1024"]);
     let mut ok = ws(&srv, "/ws", &[]);
-    let at_limit = payload(1024, 5);
+    let at_limit = pseudo_random(1024, 5);
     ok.send_binary(&at_limit);
     assert_eq!(ok.recv_message(), Message::Binary(at_limit));
 
@@ -116,7 +116,7 @@ fn websocket_message_over_the_limit_closes_1009() {
     assert_eq!(big.expect_close(FRAME_TIMEOUT), Some(1009));
 
     let mut fragmented = ws(&srv, "/ws", &[]);
-    let part = payload(600, 9);
+    let part = pseudo_random(600, 9);
     fragmented.send_frame(false, op::BINARY, &part);
     fragmented.send_frame(true, op::CONTINUATION, &part);
     assert_eq!(fragmented.expect_close(FRAME_TIMEOUT), Some(1009));
@@ -124,7 +124,7 @@ fn websocket_message_over_the_limit_closes_1009() {
     // The default limit (16 MiB) lets a 1 MiB message through.
     let srv = start(&[]);
     let mut ws = ws(&srv, "/ws", &[]);
-    let mib = payload(1 << 20, 13);
+    let mib = pseudo_random(1 << 20, 13);
     ws.send_binary(&mib);
     assert_eq!(ws.recv_message(), Message::Binary(mib));
 }

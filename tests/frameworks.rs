@@ -100,15 +100,7 @@ fn adler32(data: &[u8]) -> u32 {
 /// Deterministic pseudo-random bytes (xorshift64): misplaced or lost bytes
 /// change the checksum.
 fn upload_payload() -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    (0..UPLOAD_BYTES)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 56) as u8
-        })
-        .collect()
+    crate::support::pseudo_random(UPLOAD_BYTES, 0x9E37_79B9_7F4A_7C15)
 }
 
 /// A multipart/form-data body with a "note" field and `data` as "file".

@@ -73,7 +73,13 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("asgi-loop".into())
         .spawn(move || {
-            Python::attach(|py| app_thread(py, &thread_shared, app, settings, hooks, &ready));
+            let init = ThreadInit {
+                shared: thread_shared,
+                app,
+                settings,
+                hooks,
+            };
+            Python::attach(|py| app_thread(py, init, &ready));
         })
         .map_err(|e| BootFailure::Loop(e.to_string()))?;
     let outcome = py.detach(move || booted.recv());
@@ -99,16 +105,17 @@ pub fn start(
     })
 }
 
-/// The app thread's whole life: set up, report, serve until shutdown.
-fn app_thread(
-    py: Python<'_>,
-    shared: &Arc<Shared>,
+/// What the app thread starts from.
+struct ThreadInit {
+    shared: Arc<Shared>,
     app: Py<PyAny>,
     settings: Settings,
     hooks: Option<RequestHooks>,
-    ready: &mpsc::Sender<Result<String, BootFailure>>,
-) {
-    let serving = match set_up(py, shared, app, settings, hooks) {
+}
+
+/// The app thread's whole life: set up, report, serve until shutdown.
+fn app_thread(py: Python<'_>, init: ThreadInit, ready: &mpsc::Sender<Result<String, BootFailure>>) {
+    let serving = match set_up(py, init) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -128,13 +135,14 @@ struct Serving {
     lifespan: Option<Py<PyAny>>,
 }
 
-fn set_up(
-    py: Python<'_>,
-    shared: &Arc<Shared>,
-    app: Py<PyAny>,
-    settings: Settings,
-    hooks: Option<RequestHooks>,
-) -> Result<Serving, BootFailure> {
+fn set_up(py: Python<'_>, init: ThreadInit) -> Result<Serving, BootFailure> {
+    let ThreadInit {
+        shared,
+        app,
+        settings,
+        hooks,
+    } = init;
+    let shared = &shared;
     let failed = |e: PyErr| BootFailure::Loop(crate::python::format_traceback(py, &e));
     let glue = PyModule::from_code(
         py,

@@ -122,25 +122,7 @@ fn address<'py>(py: Python<'py>, host: &str, port: &str) -> PyResult<Bound<'py, 
 /// The path with `%XX` escapes decoded, read as UTF-8 (invalid sequences
 /// become U+FFFD, as Python's `unquote` does).
 pub(super) fn percent_decode_utf8(path: &str) -> String {
-    if !path.contains('%') {
-        return path.to_owned();
-    }
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&crate::http::head::percent_decode(path)).into_owned()
 }
 
 #[cfg(test)]

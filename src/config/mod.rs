@@ -690,6 +690,14 @@ pub(crate) fn parse_uint<T: std::str::FromStr>(value: &str) -> Result<T, String>
         .map_err(|_| "expected a non-negative integer".to_owned())
 }
 
+/// Parse a count that must be at least 1.
+pub(crate) fn parse_positive(value: &str) -> Result<usize, String> {
+    match parse_uint::<usize>(value)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
 /// Parse a boolean setting value the way Gunicorn's `validate_bool` does.
 pub(crate) fn parse_bool(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {

@@ -145,6 +145,31 @@ pub enum BodyKind {
     Chunked,
 }
 
+/// A request path with its `%XX` escapes decoded into bytes; anything else,
+/// a malformed escape included, is kept as it is (RFC 3986 §2.1). How the
+/// bytes read as text is the caller's: latin-1 for WSGI, UTF-8 for ASGI.
+pub fn percent_decode(path: &str) -> std::borrow::Cow<'_, [u8]> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path.as_bytes());
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// One parsed request head, owning its strings so the read buffer can be reused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestHead {

@@ -386,12 +386,7 @@ impl Server<'_> {
         if keep_alive && !call.body.is_done() {
             keep_alive = skip_body(&mut call.body, &conn.rbuf, &mut conn.rpos);
         }
-        let Phase::Asgi { call, .. } = std::mem::replace(
-            &mut conn.phase,
-            Phase::Lingering {
-                since: Instant::now(),
-            },
-        ) else {
+        let Some(call) = take_call(&mut conn.phase) else {
             return;
         };
         conn.phase.response_done(keep_alive, Instant::now());
@@ -461,12 +456,7 @@ impl Server<'_> {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let Phase::Asgi { call, .. } = std::mem::replace(
-            &mut conn.phase,
-            Phase::Lingering {
-                since: Instant::now(),
-            },
-        ) else {
+        let Some(call) = take_call(&mut conn.phase) else {
             return;
         };
         let reason = response::reason_phrase(status);
@@ -641,6 +631,19 @@ enum Feed {
     Gone,
     /// Nothing more to do until the socket or the app moves.
     Idle,
+}
+
+/// Take the app call out of an `Asgi` phase (leaving a placeholder the
+/// caller replaces); None, and the phase untouched, for any other.
+pub(super) fn take_call(phase: &mut Phase) -> Option<Box<AsgiCall>> {
+    if !matches!(phase, Phase::Asgi { .. }) {
+        return None;
+    }
+    let since = Instant::now();
+    match std::mem::replace(phase, Phase::Idle { since }) {
+        Phase::Asgi { call, .. } => Some(call),
+        _ => None,
+    }
 }
 
 /// The body that goes with an app call's start, when it is all buffered

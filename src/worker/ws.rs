@@ -9,6 +9,7 @@ use crate::asgi::{CallId, Inbound, Outbound, WsData};
 use crate::http::response;
 use crate::websocket::{self, Event};
 
+use super::asgi::take_call;
 use super::conn::Phase;
 use super::event_loop::Server;
 
@@ -40,12 +41,7 @@ impl Server<'_> {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let Phase::Asgi { call, .. } = std::mem::replace(
-            &mut conn.phase,
-            Phase::Lingering {
-                since: Instant::now(),
-            },
-        ) else {
+        let Some(call) = take_call(&mut conn.phase) else {
             return;
         };
         let Some(key) = &call.ws_accept else {
@@ -150,16 +146,10 @@ impl Server<'_> {
             ws.socket.close(1001, "server shutting down");
             ws.closing = Some(Instant::now());
             conn.wbuf.extend_from_slice(&ws.socket.output());
-            if !ws.told {
-                ws.told = true;
-                let id = ws.id;
-                if let Some(asgi) = self.asgi.as_mut() {
-                    asgi.send(Inbound::Closed {
-                        id,
-                        code: 1001,
-                        reason: String::new(),
-                    });
-                }
+            if let Some(closed) = ws.closed(1001, String::new())
+                && let Some(asgi) = self.asgi.as_mut()
+            {
+                asgi.send(closed);
             }
             self.service(slot);
         }
@@ -191,16 +181,10 @@ impl Server<'_> {
                 continue;
             }
             if ws.socket.is_closed() {
-                if !ws.told {
-                    ws.told = true;
-                    let id = ws.id;
-                    if let Some(asgi) = self.asgi.as_mut() {
-                        asgi.send(Inbound::Closed {
-                            id,
-                            code: 1000,
-                            reason: String::new(),
-                        });
-                    }
+                if let Some(closed) = ws.closed(1000, String::new())
+                    && let Some(asgi) = self.asgi.as_mut()
+                {
+                    asgi.send(closed);
                 }
                 return self.end_websocket(slot);
             }

@@ -315,25 +315,10 @@ fn latin1_str(bytes: &[u8]) -> String {
 
 /// Percent-decode a path, then read the bytes as latin-1 (PEP 3333, as Gunicorn).
 pub(crate) fn percent_decode_latin1(path: &str) -> String {
-    if !path.contains('%') {
-        return path.to_owned();
+    match crate::http::head::percent_decode(path) {
+        std::borrow::Cow::Borrowed(_) => path.to_owned(),
+        std::borrow::Cow::Owned(bytes) => latin1_str(&bytes),
     }
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    latin1_str(&out)
 }
 
 #[cfg(test)]

@@ -788,3 +788,17 @@ pub fn wait_file_eq(path: &Path, expected: &str, timeout: Duration) -> bool {
     }
     false
 }
+
+/// Deterministic pseudo-random bytes (xorshift64 from `seed`): a lost,
+/// duplicated or misplaced byte changes any comparison or checksum.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        })
+        .collect()
+}

@@ -1,7 +1,7 @@
 //! ASGI worker settings (`-k asgi`): the event loop the app's coroutines run
 //! on, the lifespan protocol, and the WebSocket message limit.
 
-use crate::config::{Arity, Kind, Process, Section, Setting, Support, parse_uint};
+use crate::config::{Arity, Kind, Process, Section, Setting, Support, parse_positive};
 
 /// Which asyncio event loop an ASGI worker runs (`asgi_loop`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,11 +98,8 @@ pub static WEBSOCKET_MAX_MESSAGE_SIZE: Setting = Setting {
     env_fallback: None,
     process: Process::Worker,
     support: Support::Full,
-    apply: |c, v| match parse_uint::<usize>(v)? {
-        0 => Err("must be at least 1".into()),
-        n => {
-            c.websocket_max_message_size = n;
-            Ok(())
-        }
+    apply: |c, v| {
+        c.websocket_max_message_size = parse_positive(v)?;
+        Ok(())
     },
 };

@@ -1,6 +1,6 @@
 //! Worker process settings.
 
-use crate::config::{Arity, Kind, Process, Section, Setting, Support, parse_uint};
+use crate::config::{Arity, Kind, Process, Section, Setting, Support, parse_positive, parse_uint};
 
 /// `workers`: number of worker processes.
 pub static WORKERS: Setting = Setting {
@@ -160,12 +160,9 @@ pub static THREADS: Setting = Setting {
     env_fallback: None,
     process: Process::Worker,
     support: Support::Full,
-    apply: |c, v| match parse_uint::<usize>(v)? {
-        0 => Err("must be at least 1".into()),
-        n => {
-            c.threads = n;
-            Ok(())
-        }
+    apply: |c, v| {
+        c.threads = parse_positive(v)?;
+        Ok(())
     },
 };
 
