@@ -732,6 +732,37 @@ fn fastapi_routes() {
 }
 
 /// Starlette: JSON, POST echo, StreamingResponse, WebSocket.
+/// Django's ASGI handler: a sync view (run in a thread by asgiref), an async
+/// view on the event loop, a streamed response, a 404, and a POST refused
+/// by CSRF protection.
+#[test]
+fn django_asgi_serves_sync_and_async_views() {
+    require_module("django");
+    let srv = Server::builder("django_site.asgi:application")
+        .env("DJANGO_SETTINGS_MODULE", "django_site.settings")
+        .args(["-k", "asgi", "-w", "1"])
+        .start();
+    let mut c = srv.connect();
+    c.send(b"GET /where HTTP/1.1\r\nHost: example.test:8123\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "http://example.test:8123/where")
+    );
+    c.send(b"GET /pause HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}", r.dump());
+    assert_eq!(r.json()["async"], true);
+    c.send(b"GET /stream HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}", r.dump());
+    assert_eq!(r.body_str().matches("data: ").count(), 4, "{}", r.dump());
+    c.send(b"GET /nowhere HTTP/1.1\r\nHost: example.test\r\n\r\n");
+    assert_eq!(c.read_response().status, 404);
+    c.send(b"POST /form HTTP/1.1\r\nHost: example.test\r\nContent-Length: 6\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\nname=x");
+    assert_eq!(c.read_response().status, 403);
+}
+
 #[test]
 fn starlette_routes() {
     framework_routes("asgi_starlette:app", "starlette");

@@ -10,4 +10,5 @@ urlpatterns = [
     path("form", views.form),
     path("where", views.where),
     path("upload", views.upload),
+    path("pause", views.pause),
 ]

@@ -1,6 +1,7 @@
 """Views mirroring flask_site.py: streaming, 204, a CSRF-protected form,
 absolute URIs and a multipart upload."""
 
+import asyncio
 import time
 import zlib
 
@@ -61,3 +62,11 @@ def upload(request):
             "note": request.POST.get("note"),
         }
     )
+
+
+@require_GET
+async def pause(request):
+    """An async view: runs on the server's event loop under ASGI."""
+    await asyncio.sleep(0.01)
+    return JsonResponse({"async": True, "path": request.path})
+
