@@ -963,6 +963,12 @@ fn request_threads(
     wsgi: &std::sync::Arc<Wsgi>,
     waker: &std::sync::Arc<mio::Waker>,
 ) -> io::Result<Option<Pool>> {
+    if config.threads > 1 && config.asgi {
+        crate::log::info(&format!(
+            "threads = {} has no effect on the asgi worker: its app runs on one event loop",
+            config.threads
+        ));
+    }
     if config.threads <= 1 || config.asgi {
         return Ok(None);
     }
