@@ -34,6 +34,10 @@ fi
 [ -x bench/.venv/bin/python ] || "$PY" -m venv bench/.venv
 bench/.venv/bin/python -c "import gunicorn, granian, bjoern, flask, fastapi, uvicorn" 2>/dev/null ||
     bench/.venv/bin/pip install -q gunicorn granian bjoern flask fastapi uvicorn
+# --loop uvloop runs every server on uvloop: install it then.
+case " $* " in *" uvloop "*|*"=uvloop "*)
+    bench/.venv/bin/python -c "import uvloop" 2>/dev/null || bench/.venv/bin/pip install -q uvloop ;;
+esac
 # rgunicorn is built only when it is benchmarked (the default).
 servers=rgunicorn; prev=""
 for arg in "$@"; do
