@@ -539,6 +539,48 @@ fn pathsend_sends_the_file() {
     assert!(r.body == file, "pathsend body differs from the file");
 }
 
+/// A 6 MiB file by pathsend arrives whole over plain TCP (where the kernel
+/// copies it with sendfile, the client reading slowly at first) and over TLS
+/// (where it goes through the session), and the connection serves on.
+#[test]
+fn pathsend_sends_a_large_file_whole_with_and_without_tls() {
+    let dir = TempDir::new("asgi-pathsend");
+    let big = dir.path().join("big.bin");
+    let data = pseudo_random(6 << 20, 7);
+    fs::write(&big, &data).unwrap();
+    let ca = TestCa::new(dir.path(), "test CA");
+    let id = ca.server("server");
+    let target = format!("/pathsend?file={}", big.display());
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let plain = start(&[]);
+    let mut c = plain.connect();
+    c.send(request.as_bytes());
+    // Let the socket fill before reading.
+    thread::sleep(Duration::from_millis(200));
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}", r.dump());
+    assert!(
+        r.body == data,
+        "plain: {} bytes, not the file",
+        r.body.len()
+    );
+    c.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.read_response().status, 200);
+    let tls = asgi(&[
+        "--certfile",
+        id.cert.to_str().unwrap(),
+        "--keyfile",
+        id.key.to_str().unwrap(),
+    ])
+    .start();
+    let config = ca.client_config(None, &[&rustls::version::TLS13]);
+    let mut c = tls_connect(tls.addr(), config).unwrap().conn;
+    c.send(request.as_bytes());
+    let r = c.read_response();
+    assert_eq!(r.status, 200, "{}", r.dump());
+    assert!(r.body == data, "tls: {} bytes, not the file", r.body.len());
+}
+
 /// An app raising before `http.response.start`: a 500, the traceback in the
 /// error log, an access-log line, and the worker goes on serving.
 #[test]

@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use crate::asgi::{CallId, Inbound, Outbound, Start};
@@ -330,39 +331,71 @@ impl Server<'_> {
     /// Read the next piece of a path-send file into the output; at its end,
     /// the response is complete. False when there was nothing to do.
     fn pump_file(&mut self, slot: usize) -> bool {
+        let sendfile = self.config.sendfile_enabled;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return false;
         };
+        let plain = !conn.wire.is_tls() && !conn.has_output();
+        let fd = conn.fd.as_raw_fd();
         let Phase::Asgi { call, .. } = &mut conn.phase else {
             return false;
         };
         let Some(file) = call.file.as_mut() else {
             return false;
         };
-        let mut chunk = vec![0u8; FILE_CHUNK];
-        let n = match file.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) => {
-                crate::log::error(&format!("http.response.pathsend: {e}"));
-                0
+        let framing = call.framing.map_or(Framing::NoBody, |(f, _)| f);
+        let n = match framing {
+            // The kernel copies file to socket: nothing passes through us.
+            Framing::Length(len) if sendfile && plain => {
+                let mut offset = call.bytes as i64;
+                let left = len.saturating_sub(call.bytes);
+                match crate::sockio::sendfile_some(fd, file.as_raw_fd(), &mut offset, left) {
+                    Ok(Some(n)) => n as usize,
+                    Ok(None) => {
+                        // The socket is full: its writable edge resumes us.
+                        call.stalled.get_or_insert_with(Instant::now);
+                        return false;
+                    }
+                    Err(e) => {
+                        crate::log::debug!("http.response.pathsend: {e}");
+                        0
+                    }
+                }
+            }
+            _ => {
+                let mut chunk = vec![0u8; FILE_CHUNK];
+                let n = match file.read(&mut chunk) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        crate::log::error(&format!("http.response.pathsend: {e}"));
+                        0
+                    }
+                };
+                match framing {
+                    Framing::Chunked => response::encode_chunk(&mut conn.wbuf, &chunk[..n]),
+                    Framing::Length(len) => {
+                        let room = len.saturating_sub(call.bytes) as usize;
+                        conn.wbuf.extend_from_slice(&chunk[..n.min(room)]);
+                    }
+                    Framing::UntilClose => conn.wbuf.extend_from_slice(&chunk[..n]),
+                    Framing::NoBody => {}
+                }
+                n
             }
         };
-        let framing = call.framing.map_or(Framing::NoBody, |(f, _)| f);
-        if n > 0 {
-            match framing {
-                Framing::Chunked => response::encode_chunk(&mut conn.wbuf, &chunk[..n]),
-                Framing::Length(len) => {
-                    let room = len.saturating_sub(call.bytes) as usize;
-                    conn.wbuf.extend_from_slice(&chunk[..n.min(room)]);
-                }
-                Framing::UntilClose => conn.wbuf.extend_from_slice(&chunk[..n]),
-                Framing::NoBody => {}
-            }
-            call.bytes += n as u64;
-            let full = matches!(framing, Framing::Length(len) if call.bytes >= len);
-            if !full && framing != Framing::NoBody {
-                return true;
-            }
+        call.bytes += n as u64;
+        let complete = match framing {
+            Framing::Length(len) => call.bytes >= len,
+            Framing::NoBody => true,
+            Framing::Chunked | Framing::UntilClose => n == 0,
+        };
+        if !complete && n > 0 {
+            return true;
+        }
+        if !complete {
+            // The file is shorter than its content-length: the response
+            // cannot be finished, so the connection ends with it.
+            call.framing = call.framing.map(|(f, _)| (f, false));
         }
         call.file = None;
         if framing == Framing::Chunked {
@@ -435,12 +468,14 @@ impl Server<'_> {
         let Some(call) = self.call_mut(slot) else {
             return;
         };
-        if call.framing.is_some() {
-            call.framing = call.framing.map(|(f, _)| (f, false));
-            if call.file.is_none() {
-                return self.complete_response(slot);
-            }
+        if call.file.is_some() {
+            // A path-send is the whole body: complete once the file is out.
             return;
+        }
+        if call.framing.is_some() {
+            // The body was left unfinished: the connection ends with it.
+            call.framing = call.framing.map(|(f, _)| (f, false));
+            return self.complete_response(slot);
         }
         let status = match (call.ws_accept.is_some(), failed) {
             (true, false) => 403,

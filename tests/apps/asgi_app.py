@@ -20,7 +20,7 @@ HTTP routes:
   /late-receive     reads the body, answers, then calls receive() once more
                     (10 s bound)
   /late             what that receive() returned ("http.disconnect", ..)
-  /pathsend         this file, by http.response.pathsend
+  /pathsend[?file=PATH]  this file (or PATH), by http.response.pathsend
   /raise            raises before http.response.start
   /sleep?s=SECS&marker=PATH  reads the body, creates PATH, sleeps, answers
   /loop             the running event loop's class module and name
@@ -257,7 +257,7 @@ async def http(scope, receive, send):
         if "http.response.pathsend" not in scope.get("extensions", {}):
             await respond(send, 501, b"no http.response.pathsend extension\n")
             return
-        me = os.path.abspath(__file__)
+        me = q.get("file", os.path.abspath(__file__))
         await send(
             {
                 "type": "http.response.start",
