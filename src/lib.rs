@@ -30,7 +30,8 @@
 //!                the metrics listener (/metrics, /healthz, /readyz) and
 //!                max_worker_memory
 //! worker/        one worker: boot, epoll event loop driving each connection's
-//!                phase, max_requests, --reload, SIGABRT stack dumps
+//!                phase (ASGI calls and WebSockets too), max_requests,
+//!                --reload, SIGABRT stack dumps
 //! proxy.rs       PROXY protocol v1/v2 headers (HAProxy's spec)
 //! peers.rs       allow-lists of trusted peers (forwarded_allow_ips, proxy_allow_ips)
 //! http/          bytes ↔ request heads, bodies, response heads (no pyo3)
