@@ -27,8 +27,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -110,7 +108,7 @@ def log_tail(path, n=3):
     return " | ".join(lines[-n:])
 
 
-class Bench:
+class Bench(run.Results):
     def __init__(self, args):
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="rgunicorn-bench-asgi-")
@@ -148,13 +146,8 @@ class Bench:
                     self.results.setdefault((wl.name, kind), []).append(r)
 
     def workloads(self):
+        # This harness's own workload list.
         return [w for w in WORKLOADS if w.name in self.args.workloads]
-
-    def median(self, wl, kind, key):
-        runs = self.results.get((wl, kind))
-        if not runs:
-            return None
-        return statistics.median(r[key] for r in runs)
 
 
 # ------------------------------------------------------------------ report

@@ -317,7 +317,21 @@ def oha_bin():
 
 # ------------------------------------------------------------------ phases
 
-class Bench:
+class Results:
+    """The workloads asked for and the median of their runs; shared by this
+    harness and bench/asgi.py (self.args.workloads, self.results)."""
+
+    def workloads(self):
+        return [w for w in WORKLOADS if w.name in self.args.workloads]
+
+    def median(self, wl, kind, key):
+        runs = self.results.get((wl, kind))
+        if not runs:
+            return None
+        return statistics.median(r[key] for r in runs)
+
+
+class Bench(Results):
     def __init__(self, args):
         self.args = args
         self.tmp = tempfile.mkdtemp(prefix="rgunicorn-bench-")
@@ -358,15 +372,6 @@ class Bench:
                     log(f"rep {rep + 1} {wl.name:8} {kind:9} {r['rps']:10.0f} req/s "
                         f"p99 {r['p99']:7.2f} ms  cpu {r['cpu_us']:7.1f} us  errors {r['errors']}")
                     self.results.setdefault((wl.name, kind), []).append(r)
-
-    def workloads(self):
-        return [w for w in WORKLOADS if w.name in self.args.workloads]
-
-    def median(self, wl, kind, key):
-        runs = self.results.get((wl, kind))
-        if not runs:
-            return None
-        return statistics.median(r[key] for r in runs)
 
     def fixed_rate(self):
         """p99/p99.9 at 70% of each server's hello and Flask peak (oha,

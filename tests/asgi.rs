@@ -13,7 +13,6 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use nix::sys::signal::Signal;
 use crate::support::websocket::{Message, WebSocket};
 use crate::support::{
     Conn, IO_TIMEOUT, Response, Server, ServerBuilder, TempDir, apps_dir, fetch, pseudo_random,
-    python,
+    python, python_imports, require_module,
     tls::{TestCa, connect as tls_connect},
     wait_file, wait_file_eq,
 };
@@ -49,34 +48,6 @@ pub(crate) fn ws(srv: &Server, path: &str, protocols: &[&str]) -> WebSocket {
     let mut ws = WebSocket::open(srv.connect(), path, protocols);
     ws.set_read_timeout(FRAME_TIMEOUT);
     ws
-}
-
-/// Ok when the embedded interpreter imports `module`, else its error.
-pub(crate) fn python_imports(module: &str) -> Result<(), String> {
-    let out = Command::new(python())
-        .args(["-c", &format!("import {module}")])
-        .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME")
-        .env_remove("VIRTUAL_ENV")
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", python()));
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// Fails (never skips) when `module` is missing, naming the fix.
-#[track_caller]
-pub(crate) fn require_module(module: &str) {
-    if let Err(e) = python_imports(module) {
-        panic!(
-            "{module} is not importable by {} (the python3 rgunicorn embeds); \
-             run `sh .ci/install-deps` to install the test dependencies:\n{e}",
-            python()
-        );
-    }
 }
 
 /// Reads from `conn` until `needle` has arrived (it stays buffered), or

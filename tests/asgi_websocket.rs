@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::asgi::{FRAME_TIMEOUT, require_module, sleep_in_flight, start, ws};
+use crate::asgi::{FRAME_TIMEOUT, sleep_in_flight, start, ws};
 use crate::support::websocket::{Message, WebSocket, encode_frame, op};
-use crate::support::{Server, pseudo_random, python};
+use crate::support::{Server, pseudo_random, python, require_module};
 
 // ---- WebSockets -----------------------------------------------------------
 

@@ -9,10 +9,8 @@
 //! Flask and Django are test prerequisites (`.ci/install-deps`); a missing
 //! one fails the test with that hint instead of skipping it.
 
-use std::process::Command;
-
 use crate::support::sse::{self, INTERIM_TIMEOUT};
-use crate::support::{IO_TIMEOUT, Response, Server, python};
+use crate::support::{IO_TIMEOUT, Response, Server, require_module};
 
 /// Uploaded file size: well past one 64 KiB read.
 const UPLOAD_BYTES: usize = 200 * 1024;
@@ -64,26 +62,6 @@ impl Site {
             Site::Django => "csrfmiddlewaretoken",
         }
     }
-}
-
-/// Fails (never skips) when `module` can't be imported by the embedded
-/// interpreter, naming the fix.
-#[track_caller]
-fn require_module(module: &str) {
-    let out = Command::new(python())
-        .args(["-c", &format!("import {module}")])
-        .env_remove("PYTHONPATH")
-        .env_remove("PYTHONHOME")
-        .env_remove("VIRTUAL_ENV")
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", python()));
-    assert!(
-        out.status.success(),
-        "{module} is not importable by {} (the python3 rgunicorn embeds); \
-         run `sh .ci/install-deps` to install the test dependencies:\n{}",
-        python(),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Adler-32, the same as Python's zlib.adler32.

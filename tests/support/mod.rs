@@ -802,3 +802,31 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Ok when the embedded interpreter imports `module`, else its error.
+pub fn python_imports(module: &str) -> Result<(), String> {
+    let out = Command::new(python())
+        .args(["-c", &format!("import {module}")])
+        .env_remove("PYTHONPATH")
+        .env_remove("PYTHONHOME")
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", python()));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Fails (never skips) when `module` is missing, naming the fix.
+#[track_caller]
+pub fn require_module(module: &str) {
+    if let Err(e) = python_imports(module) {
+        panic!(
+            "{module} is not importable by {} (the python3 rgunicorn embeds); \
+             run `sh .ci/install-deps` to install the test dependencies:\n{e}",
+            python()
+        );
+    }
+}
