@@ -128,22 +128,15 @@ class Bench(run.Results):
             srv.stop()
 
     def throughput(self):
-        for rep in range(self.args.reps):
-            order = SERVERS[rep % len(SERVERS):] + SERVERS[:rep % len(SERVERS)]
-            for wl in self.workloads():
-                for kind in order:
-                    if kind not in self.args.servers or (wl.name, kind) in self.failed:
-                        continue
-                    try:
-                        r = self.one_run(kind, wl)
-                    except (RuntimeError, OSError) as e:
-                        why = log_tail(os.path.join(self.tmp, f"{kind}-{self.port}.log")) or str(e)
-                        self.failed[(wl.name, kind)] = why
-                        log(f"rep {rep + 1} {wl.name:8} {kind:9} FAILED TO START: {why}")
-                        continue
-                    log(f"rep {rep + 1} {wl.name:8} {kind:9} {r['rps']:10.0f} req/s "
-                        f"p99 {r['p99']:7.2f} ms  cpu {r['cpu_us']:7.1f} us  errors {r['errors']}")
-                    self.results.setdefault((wl.name, kind), []).append(r)
+        for rep, wl, kind in self.rounds(SERVERS, lambda wl, kind: (wl.name, kind) in self.failed):
+            try:
+                r = self.one_run(kind, wl)
+            except (RuntimeError, OSError) as e:
+                why = log_tail(os.path.join(self.tmp, f"{kind}-{self.port}.log")) or str(e)
+                self.failed[(wl.name, kind)] = why
+                log(f"rep {rep + 1} {wl.name:8} {kind:9} FAILED TO START: {why}")
+                continue
+            self.record(rep, wl, kind, r)
 
     def workloads(self):
         # This harness's own workload list.

@@ -330,6 +330,21 @@ class Results:
             return None
         return statistics.median(r[key] for r in runs)
 
+    def rounds(self, servers, skip):
+        """(rep, workload, server) for every repetition, the servers taking
+        turns at going first; `skip(wl, kind)` leaves a pair out."""
+        for rep in range(self.args.reps):
+            order = servers[rep % len(servers):] + servers[:rep % len(servers)]
+            for wl in self.workloads():
+                for kind in order:
+                    if kind in self.args.servers and not skip(wl, kind):
+                        yield rep, wl, kind
+
+    def record(self, rep, wl, kind, r):
+        log(f"rep {rep + 1} {wl.name:8} {kind:9} {r['rps']:10.0f} req/s "
+            f"p99 {r['p99']:7.2f} ms  cpu {r['cpu_us']:7.1f} us  errors {r['errors']}")
+        self.results.setdefault((wl.name, kind), []).append(r)
+
 
 class Bench(Results):
     def __init__(self, args):
@@ -362,16 +377,9 @@ class Bench(Results):
             srv.stop()
 
     def throughput(self):
-        for rep in range(self.args.reps):
-            order = SERVERS[rep % len(SERVERS):] + SERVERS[:rep % len(SERVERS)]
-            for wl in self.workloads():
-                for kind in order:
-                    if kind not in self.args.servers or (wl.peers and kind not in wl.peers):
-                        continue
-                    r = self.one_run(kind, wl)
-                    log(f"rep {rep + 1} {wl.name:8} {kind:9} {r['rps']:10.0f} req/s "
-                        f"p99 {r['p99']:7.2f} ms  cpu {r['cpu_us']:7.1f} us  errors {r['errors']}")
-                    self.results.setdefault((wl.name, kind), []).append(r)
+        skip = lambda wl, kind: bool(wl.peers) and kind not in wl.peers  # noqa: E731
+        for rep, wl, kind in self.rounds(SERVERS, skip):
+            self.record(rep, wl, kind, self.one_run(kind, wl))
 
     def fixed_rate(self):
         """p99/p99.9 at 70% of each server's hello and Flask peak (oha,

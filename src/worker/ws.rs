@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use crate::asgi::{CallId, Inbound, Outbound, WsData};
-use crate::http::response;
+use crate::http::head::Version;
+use crate::http::response::{self, Framing};
 use crate::websocket::{self, Event};
 
 use super::asgi::take_call;
@@ -36,8 +37,8 @@ impl Server<'_> {
         subprotocol: Option<String>,
         headers: Vec<(Vec<u8>, Vec<u8>)>,
     ) {
-        let max = self.config.websocket_max_message_size;
-        let server_header = self.config.server_header.clone();
+        let config = self.config;
+        let max = config.websocket_max_message_size;
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
@@ -47,33 +48,37 @@ impl Server<'_> {
         let Some(key) = &call.ws_accept else {
             return;
         };
-        let mut head = Vec::with_capacity(256);
-        head.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
-        if !server_header.is_empty() {
-            head.extend_from_slice(format!("Server: {server_header}\r\n").as_bytes());
-        }
-        head.extend_from_slice(b"Upgrade: websocket\r\nConnection: Upgrade\r\n");
-        head.extend_from_slice(format!("Sec-WebSocket-Accept: {key}\r\n").as_bytes());
+        let mut fields = vec![
+            (b"Upgrade".to_vec(), b"websocket".to_vec()),
+            (b"Connection".to_vec(), b"Upgrade".to_vec()),
+            (b"Sec-WebSocket-Accept".to_vec(), key.clone().into_bytes()),
+        ];
         if let Some(p) = &subprotocol {
-            head.extend_from_slice(format!("Sec-WebSocket-Protocol: {p}\r\n").as_bytes());
+            fields.push((b"Sec-WebSocket-Protocol".to_vec(), p.clone().into_bytes()));
         }
-        for (name, value) in &headers {
-            if response::is_hop_by_hop(name)
-                || name.eq_ignore_ascii_case(b"sec-websocket-accept")
-                || name.eq_ignore_ascii_case(b"sec-websocket-protocol")
-            {
-                continue;
-            }
-            head.extend_from_slice(name);
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value);
-            head.extend_from_slice(b"\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
+        fields.extend(
+            headers
+                .iter()
+                .filter(|(name, _)| {
+                    !(response::is_hop_by_hop(name)
+                        || name.eq_ignore_ascii_case(b"sec-websocket-accept")
+                        || name.eq_ignore_ascii_case(b"sec-websocket-protocol"))
+                })
+                .cloned(),
+        );
         if conn.wbuf.capacity() == 0 {
             conn.wbuf = self.spare.take();
         }
-        conn.wbuf.extend_from_slice(&head);
+        response::encode_head(
+            &mut conn.wbuf,
+            Version::Http11,
+            b"101 Switching Protocols",
+            &fields,
+            Framing::NoBody,
+            true,
+            self.date.get(),
+            config.server_header.as_bytes(),
+        );
         let mut socket = websocket::Socket::new(max);
         // Frames the client sent right behind its handshake.
         socket.feed(&conn.rbuf[conn.rpos..]);
