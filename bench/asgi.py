@@ -201,12 +201,7 @@ def report(b):
     lines += [f"- {TITLES[s]}: {how}" for s, how in stacks(b.args.loop, b.args.workers).items() if s in servers]
     lines += ["", "req/s (p99 ms):", "", head, rule]
     for wl in wls:
-        cells = []
-        for s in servers:
-            rps, p99 = b.median(wl.name, s, "rps"), b.median(wl.name, s, "p99")
-            err = sum(r["errors"] for r in b.results.get((wl.name, s), []))
-            cells.append("–" if rps is None else
-                         f"{rps:,.0f} ({p99:.1f})" + (f" **{err} errors**" if err else ""))
+        cells = [b.rate_cell(wl.name, s) for s in servers]
         lines.append(f"| {wl.label} | " + " | ".join(cells) + " |")
     lines += ["", "Server CPU time per request (µs, user + system of the whole process tree):",
               "", head, rule]

@@ -330,6 +330,15 @@ class Results:
             return None
         return statistics.median(r[key] for r in runs)
 
+    def rate_cell(self, wl, kind):
+        """`req/s (p99 ms)` for a table, with any bad responses; – when it
+        did not run."""
+        rps, p99 = self.median(wl, kind, "rps"), self.median(wl, kind, "p99")
+        if rps is None:
+            return "–"
+        err = sum(r["errors"] for r in self.results.get((wl, kind), []))
+        return f"{rps:,.0f} ({p99:.1f})" + (f" **{err} errors**" if err else "")
+
     def rounds(self, servers, skip):
         """(rep, workload, server) for every repetition, the servers taking
         turns at going first; `skip(wl, kind)` leaves a pair out."""
@@ -531,12 +540,7 @@ def report(b):
              "", "| workload | " + " | ".join(TITLES[s] for s in servers) + " |",
              "|---" * (len(servers) + 1) + "|"]
     for wl in b.workloads():
-        cells = []
-        for s in servers:
-            rps, p99 = b.median(wl.name, s, "rps"), b.median(wl.name, s, "p99")
-            err = sum(r["errors"] for r in b.results.get((wl.name, s), []))
-            cells.append("–" if rps is None else
-                         f"{rps:,.0f} ({p99:.1f})" + (f" **{err} errors**" if err else ""))
+        cells = [b.rate_cell(wl.name, s) for s in servers]
         lines.append(f"| {wl.label} req/s (p99 ms) | " + " | ".join(cells) + " |")
     for name in ("hello", "flask", "post64k", "1m"):
         if name in b.args.workloads:
