@@ -215,13 +215,7 @@ def report(b):
                   "| workload | " + " | ".join(TITLES[s] for s in peers) + " |",
                   "|---" * (len(peers) + 1) + "|"]
         for wl in wls:
-            cells = []
-            for s in peers:
-                parts = []
-                for key in ("rps", "cpu_us", "p99"):
-                    mine, theirs = b.median(wl.name, "rgunicorn", key), b.median(wl.name, s, key)
-                    parts.append(f"{mine / theirs:.2f}×" if mine and theirs else "–")
-                cells.append(" / ".join(parts))
+            cells = [b.ratio_cell(wl.name, s) for s in peers]
             lines.append(f"| {wl.label} | " + " | ".join(cells) + " |")
     if b.failed:
         lines += [""] + [f"- **{TITLES[s]} failed to start** ({w}): {why}"

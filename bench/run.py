@@ -339,6 +339,14 @@ class Results:
         err = sum(r["errors"] for r in self.results.get((wl, kind), []))
         return f"{rps:,.0f} ({p99:.1f})" + (f" **{err} errors**" if err else "")
 
+    def ratio_cell(self, wl, kind):
+        """rgunicorn against `kind`: req/s, CPU per request and p99 ratios."""
+        parts = []
+        for key in ("rps", "cpu_us", "p99"):
+            mine, theirs = self.median(wl, "rgunicorn", key), self.median(wl, kind, key)
+            parts.append(f"{mine / theirs:.2f}×" if mine and theirs else "–")
+        return " / ".join(parts)
+
     def rounds(self, servers, skip):
         """(rep, workload, server) for every repetition, the servers taking
         turns at going first; `skip(wl, kind)` leaves a pair out."""
@@ -578,15 +586,7 @@ def ratios(b, servers):
              "| workload | " + " | ".join(TITLES[s] for s in servers if s != "rgunicorn") + " |",
              "|---" * len(servers) + "|"]
     for wl in b.workloads():
-        cells = []
-        for s in servers:
-            if s == "rgunicorn":
-                continue
-            parts = []
-            for key in ("rps", "cpu_us", "p99"):
-                mine, theirs = b.median(wl.name, "rgunicorn", key), b.median(wl.name, s, key)
-                parts.append(f"{mine / theirs:.2f}×" if mine and theirs else "–")
-            cells.append(" / ".join(parts))
+        cells = [b.ratio_cell(wl.name, s) for s in servers if s != "rgunicorn"]
         lines.append(f"| {wl.label} | " + " | ".join(cells) + " |")
     return lines
 
